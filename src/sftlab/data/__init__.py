@@ -1,0 +1,1 @@
+"""Data: the canonical record, format readers/writers, validation, curation steps, synthesis."""

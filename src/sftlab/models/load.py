@@ -1,0 +1,81 @@
+"""Load tokenizers and models with the right dtype and no remote code unless asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sftlab.errors import ModelError
+from sftlab.models.resolve import ResolvedModel, resolve_model
+
+
+def pick_dtype(name: str = "auto"):
+    """``auto``: bf16 on a GPU that supports it, fp16 on an older GPU, fp32 on CPU."""
+    import torch
+
+    if name != "auto":
+        return {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+        }[name]
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _resolved(ref: str | ResolvedModel, revision: str | None) -> ResolvedModel:
+    return ref if isinstance(ref, ResolvedModel) else resolve_model(ref, revision=revision)
+
+
+def load_tokenizer(ref: str | ResolvedModel, *, revision: str | None = None, trust_remote_code: bool = False):
+    """The tokenizer of a model, with a pad token (the EOS token when the model has none)."""
+    from transformers import AutoTokenizer
+
+    resolved = _resolved(ref, revision)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolved.path, revision=resolved.revision, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as err:
+        raise ModelError(
+            f"cannot load the tokenizer of '{resolved.reference}': {str(err).splitlines()[0]}"
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(
+    ref: str | ResolvedModel,
+    *,
+    dtype: str = "auto",
+    device: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    attn_implementation: str = "auto",
+    **kwargs: Any,
+):
+    """A causal LM from safetensors (``use_safetensors=True``: pickled weights are never loaded)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    resolved = _resolved(ref, revision)
+    attn = None if attn_implementation == "auto" else attn_implementation
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            resolved.path,
+            revision=resolved.revision,
+            dtype=pick_dtype(dtype),
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True,
+            attn_implementation=attn,
+            **kwargs,
+        )
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load model '{resolved.reference}': {str(err).splitlines()[0]}") from None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device)

@@ -1,0 +1,86 @@
+"""Turn a model reference into something loadable, without surprises from the network.
+
+A reference is, in this order: an embedded default name, a local folder with a
+``config.json``, a ``.gguf`` file, a hub id. GGUF files (and embedded models,
+which are GGUF) are converted once into a safetensors folder in the cache, so
+later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sftlab.errors import ModelError
+from sftlab.models.embedded import EMBEDDED_MODELS, embedded_gguf
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model reference resolved to a loadable HF folder (or a hub id with a revision)."""
+
+    reference: str
+    kind: str  # "embedded" | "folder" | "gguf" | "hub"
+    path: str  # folder path, or hub id for kind == "hub"
+    revision: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind != "hub"
+
+
+def resolve_model(reference: str, *, revision: str | None = None, convert: bool = True) -> ResolvedModel:
+    """Resolve ``reference``; GGUF and embedded models are converted into the cache when needed."""
+    from sftlab.models.convert import gguf_to_folder
+
+    if reference in EMBEDDED_MODELS:
+        gguf = embedded_gguf(reference)
+        folder = gguf_to_folder(gguf, name=reference) if convert else gguf
+        return ResolvedModel(reference, "embedded", str(folder))
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        if (path / "adapter_config.json").is_file() or (path / "config.json").is_file():
+            return ResolvedModel(reference, "folder", str(path))
+        raise ModelError(
+            f"{path} is a folder without config.json or adapter_config.json; it is not a Hugging Face model folder"
+        )
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {path}")
+        folder = gguf_to_folder(path) if convert else path
+        return ResolvedModel(reference, "gguf", str(folder))
+    if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
+        raise ModelError(f"model path not found: {reference}")
+    if "/" not in reference:
+        known = ", ".join(EMBEDDED_MODELS)
+        raise ModelError(
+            f"unknown model '{reference}': not an embedded model ({known}), a local folder, a .gguf file or a hub id (owner/name)"
+        )
+    return _resolve_hub(reference, revision)
+
+
+def _resolve_hub(repo_id: str, revision: str | None) -> ResolvedModel:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+    try:
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True)
+        return ResolvedModel(repo_id, "hub", folder, revision)
+    except LocalEntryNotFoundError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "yes"):
+        raise ModelError(
+            f"'{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; download it on a machine "
+            f"with network access (hf download {repo_id}) and copy the cache, or pass a local folder"
+        )
+    try:
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns)
+    except Exception as err:  # network errors come in many types; all mean the same to the user
+        reason = str(err).splitlines()[0][:200]
+        raise ModelError(
+            f"cannot download '{repo_id}' from the Hugging Face hub ({type(err).__name__}: {reason}); "
+            f"check the name and the network, or pass a local folder or a .gguf file"
+        ) from None
+    return ResolvedModel(repo_id, "hub", folder, revision)

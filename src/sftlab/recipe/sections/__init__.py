@@ -1,0 +1,1 @@
+"""One module per recipe section; each stage owns its own section."""

@@ -1,0 +1,28 @@
+"""``render:`` — chat template, which tokens are trained, truncation and packing."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sftlab.recipe.base import Section
+
+
+class RenderSection(Section):
+    template: str = "model"
+    """``model`` (the tokenizer's own chat template), a built-in name (chatml, alpaca, llama3, mistral, plain) or a .jinja file."""
+    train_on: Literal["all_assistant", "last_assistant", "everything"] = "all_assistant"
+    """Which tokens carry loss: every assistant turn (with its end-of-turn token), only the last, or the prompt too."""
+    train_tool_calls: bool = True
+    """Assistant turns that call tools are trained like other assistant turns."""
+    max_length: int = Field(default=2048, ge=8)
+    """Longest sequence in tokens."""
+    truncation: Literal["drop_turns", "drop_record"] = "drop_turns"
+    """Over-long records: drop whole trailing turns (the system prompt is kept), or drop the record."""
+    packing: bool = True
+    """Pack samples into ``max_length`` bins (best-fit decreasing) without attention across samples."""
+    group_by_length: bool = True
+    """When not packing: batch samples of similar length to cut padding."""
+    num_proc: int = Field(default=1, ge=1)
+    """Processes used for tokenization."""

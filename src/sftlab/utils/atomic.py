@@ -1,0 +1,77 @@
+"""Atomic outputs: write to a temporary sibling, then rename over the target.
+
+A crash (or SIGKILL) mid-write leaves either the old file or the new one, never
+half a file; stages rely on this to decide what is up to date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success rename it to ``target``.
+
+    >>> with atomic_path("/tmp/sftlab-doc.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> Path("/tmp/sftlab-doc.txt").read_text()
+    'done'
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if is_dir:
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                target.rename(old)
+                tmp.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(target)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        if is_dir:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def write_text(target: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) atomically and return the target path."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_json(target: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON atomically (UTF-8, non-ASCII kept readable)."""
+    return write_text(target, json.dumps(obj, ensure_ascii=False, indent=indent, default=str) + "\n")
+
+
+def write_jsonl(target: str | Path, rows: Any) -> int:
+    """Write an iterable of JSON-able rows atomically, one per line; return the count."""
+    n = 0
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            n += 1
+    return n
