@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sftlab.errors import ModelError
@@ -35,6 +36,8 @@ def load_tokenizer(ref: str | ResolvedModel, *, revision: str | None = None, tru
     from transformers import AutoTokenizer
 
     resolved = _resolved(ref, revision)
+    if resolved.is_adapter and not (Path(resolved.path) / "tokenizer_config.json").is_file():
+        resolved = resolve_model(resolved.base_reference())
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             resolved.path, revision=resolved.revision, trust_remote_code=trust_remote_code
@@ -58,11 +61,27 @@ def load_model(
     attn_implementation: str = "auto",
     **kwargs: Any,
 ):
-    """A causal LM from safetensors (``use_safetensors=True``: pickled weights are never loaded)."""
+    """A causal LM from safetensors (``use_safetensors=True``: pickled weights are never loaded).
+
+    An adapter folder (or a run whose ``final/`` holds an adapter) loads its base
+    model first and applies the adapter on top (a ``peft.PeftModel``).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
     resolved = _resolved(ref, revision)
+    if resolved.is_adapter:
+        from peft import PeftModel
+
+        base = load_model(
+            resolved.base_reference(),
+            dtype=dtype,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+            **kwargs,
+        )
+        return PeftModel.from_pretrained(base, resolved.path, is_trainable=False).to(base.device)
     attn = None if attn_implementation == "auto" else attn_implementation
     try:
         model = AutoModelForCausalLM.from_pretrained(

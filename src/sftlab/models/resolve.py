@@ -15,19 +15,38 @@ from pathlib import Path
 from sftlab.errors import ModelError
 from sftlab.models.embedded import EMBEDDED_MODELS, embedded_gguf
 
+RUN_FINAL = "final"
+"""Sub-folder of a run folder holding the trained model or adapter."""
+BASE_MODEL_FILE = "sftlab_base.json"
+"""Written next to an adapter: ``{"base_model": <reference>}``, so the adapter finds its base anywhere."""
+
 
 @dataclass(frozen=True)
 class ResolvedModel:
     """A model reference resolved to a loadable HF folder (or a hub id with a revision)."""
 
     reference: str
-    kind: str  # "embedded" | "folder" | "gguf" | "hub"
+    kind: str  # "embedded" | "folder" | "gguf" | "hub" | "run"
     path: str  # folder path, or hub id for kind == "hub"
     revision: str | None = None
 
     @property
     def is_local(self) -> bool:
         return self.kind != "hub"
+
+    @property
+    def is_adapter(self) -> bool:
+        """A peft adapter folder (loaded on top of its base model)."""
+        return (Path(self.path) / "adapter_config.json").is_file()
+
+    def base_reference(self) -> str:
+        """The base model of an adapter: from ``sftlab_base.json``, else peft's ``base_model_name_or_path``."""
+        import json
+
+        folder = Path(self.path)
+        if (folder / BASE_MODEL_FILE).is_file():
+            return json.loads((folder / BASE_MODEL_FILE).read_text())["base_model"]
+        return json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
 
 
 def resolve_model(reference: str, *, revision: str | None = None, convert: bool = True) -> ResolvedModel:
@@ -39,6 +58,9 @@ def resolve_model(reference: str, *, revision: str | None = None, convert: bool 
         folder = gguf_to_folder(gguf, name=reference) if convert else gguf
         return ResolvedModel(reference, "embedded", str(folder))
     path = Path(reference).expanduser()
+    if path.is_dir() and (path / RUN_FINAL).is_dir() and not (path / "config.json").is_file():
+        # A run folder: its trained model (or adapter) lives in final/.
+        return ResolvedModel(reference, "run", str(path / RUN_FINAL))
     if path.is_dir():
         if (path / "adapter_config.json").is_file() or (path / "config.json").is_file():
             return ResolvedModel(reference, "folder", str(path))
