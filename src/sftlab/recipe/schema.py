@@ -10,6 +10,7 @@ from sftlab.recipe.sections.data import DataSection
 from sftlab.recipe.sections.evaluation import EvaluationSection
 from sftlab.recipe.sections.model import ModelSection
 from sftlab.recipe.sections.render import RenderSection
+from sftlab.recipe.sections.synth import SynthSection
 from sftlab.recipe.sections.training import TrainingSection
 
 
@@ -28,3 +29,4 @@ class Recipe(Section):
     render: RenderSection = Field(default_factory=RenderSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    synth: SynthSection = Field(default_factory=SynthSection)
