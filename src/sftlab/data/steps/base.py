@@ -16,6 +16,9 @@ Two kinds of step:
 
 ``action: flag`` keeps a record that would be removed and notes the reason in
 ``record.meta.extra["flags"]`` instead.
+
+A step may also *add* records (augmentation): it yields them as decisions with
+``added=True``; the accounting then reads in + added = kept + rejected.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ class Decision:
     record: Record
     reason: str | None = None
     detail: str | None = None
+    added: bool = False
+    """True for a record the step created (augmentation), not one it received."""
+    edited: bool = False
+    """True when the step changed the record's text (counted as ``edited``)."""
 
     @property
     def kept(self) -> bool:
@@ -51,6 +58,7 @@ class StepStats:
     kept: int = 0
     flagged: int = 0
     edited: int = 0
+    added: int = 0
     rejected: Counter = field(default_factory=Counter)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -69,6 +77,7 @@ class StepStats:
             "rejected_by_reason": dict(self.rejected),
             "flagged": self.flagged,
             "edited": self.edited,
+            "added": self.added,
             "seconds": round(self.seconds, 3),
             "examples": self.examples,
             "details": self.details,
@@ -92,11 +101,15 @@ class Step:
         """Apply the step, counting and (for ``action: flag``) turning removals into flags."""
         start = time.perf_counter()
         for decision in self.apply(_count(records, stats)):
+            if decision.added:
+                stats.added += 1
+            if decision.edited:
+                stats.edited += 1
             if decision.reason is not None and self.action == "flag":
                 flags = decision.record.meta.extra.setdefault("flags", [])
                 flags.append(f"{self.name}:{decision.reason}")
                 stats.flagged += 1
-                decision = Decision(decision.record, None, decision.detail)
+                decision = Decision(decision.record, None, decision.detail, decision.added, decision.edited)
             if decision.reason is None:
                 stats.kept += 1
             else:

