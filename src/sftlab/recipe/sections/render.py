@@ -26,3 +26,7 @@ class RenderSection(Section):
     """When not packing: batch samples of similar length to cut padding."""
     num_proc: int = Field(default=1, ge=1)
     """Processes used for tokenization."""
+    on_empty_labels: Literal["error", "drop"] = "error"
+    """A record with no trained token (all masked, e.g. every assistant turn has weight 0): stop naming it, or drop and count it."""
+    reasoning: Literal["template", "inline", "drop"] = "template"
+    """Assistant reasoning: pass it as ``reasoning_content`` (templates that do not use it drop it), put it in the content as ``<think>...</think>``, or leave it out."""
