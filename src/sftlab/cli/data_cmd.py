@@ -1,0 +1,152 @@
+"""``sftlab data ...``: convert and inspect data files.
+
+Other modules add their commands to :data:`app` (``data curate``, ``data
+preview``, ``data synth``), so this module imports nothing heavy at import time.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Read, convert, inspect and curate data.", no_args_is_help=True)
+
+_FORMATS = "alpaca|sharegpt|messages|text|sftlab"
+
+
+def _summary(stats) -> str:
+    """``in 10 = kept 9 + rejected 1 (malformed_json 1)``."""
+    line = f"in {stats.records_in} = kept {stats.kept} + rejected {stats.rejected}"
+    if stats.rejected_by_reason:
+        line += " (" + ", ".join(f"{k} {v}" for k, v in stats.rejected_by_reason.most_common()) + ")"
+    return line
+
+
+@app.command("convert")
+def convert(
+    src: str = typer.Argument(
+        ..., metavar="IN", help="Input file (.jsonl/.json/.parquet/.csv/.txt), HF dataset folder or hub name."
+    ),
+    dst: str = typer.Argument(
+        ...,
+        metavar="OUT",
+        help="Output file; the container follows the extension (.jsonl/.json/.parquet/.csv).",
+    ),
+    to: str = typer.Option(..., "--to", help=f"Output format: {_FORMATS}."),
+    from_: str = typer.Option("auto", "--from", help=f"Input format: auto|{_FORMATS}."),
+    rejects: str = typer.Option(
+        None, "--rejects", help="Write bad records here (JSONL) with reason and location."
+    ),
+    on_error: str = typer.Option(
+        "fail", "--on-error", help="fail: stop at the first bad record; skip: set it aside."
+    ),
+    mapping: list[str] = typer.Option(
+        None, "--map", help="Column/role mapping KEY=VALUE (e.g. prompt=question), repeatable."
+    ),
+    split: str = typer.Option(None, "--split", help="Split of a HF dataset."),
+    limit: int = typer.Option(None, "--limit", help="Convert at most this many records."),
+) -> None:
+    """Convert IN to OUT in another format; prints in = kept + rejected and what the target format dropped."""
+    from sftlab.cli.common import out
+    from sftlab.data.io import read_records, write_records
+    from sftlab.errors import DataError
+    from sftlab.utils.progress import track
+
+    if on_error not in ("fail", "skip"):
+        raise DataError(f"--on-error must be fail or skip, got {on_error!r}")
+    if on_error == "skip" and rejects is None:
+        rejects = f"{dst}.rejects.jsonl"
+    stream = read_records(
+        src,
+        format=from_,
+        mapping=_parse_map(mapping),
+        on_error=on_error,
+        rejects_path=rejects,
+        split=split,
+        limit=limit,
+    )
+    wstats = write_records(track(stream, f"convert → {to}", total=None), dst, format=to)
+    rstats = stream.stats
+    out.print(f"{src} ({rstats.format}) → {dst} ({to})", markup=False, highlight=False, soft_wrap=True)
+    out.print(_summary(rstats), markup=False, highlight=False, soft_wrap=True)
+    out.print(f"written {wstats.written}", markup=False, highlight=False, soft_wrap=True)
+    for reason, n in wstats.skipped.most_common():
+        out.print(
+            f"skipped {n} records: {reason} cannot be written as {to}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    for reason, n in wstats.dropped.most_common():
+        out.print(
+            f"dropped {reason} from {n} records ({to} cannot hold it)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if rejects and rstats.rejected:
+        out.print(f"rejects: {rejects}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _parse_map(items: list[str] | None) -> dict[str, str]:
+    from sftlab.errors import DataError
+
+    result: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise DataError(f"--map {item!r}: expected KEY=VALUE, e.g. --map prompt=question")
+        result[key.strip()] = value.strip()
+    return result
+
+
+@app.command("inspect")
+def inspect(
+    src: str = typer.Argument(..., metavar="IN", help="Data file, HF dataset folder or hub name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    tokenizer: str = typer.Option(
+        None, "--tokenizer", help="Model whose tokenizer counts tokens (embedded name, folder, hub id)."
+    ),
+    from_: str = typer.Option("auto", "--from", help=f"Input format: auto|{_FORMATS}."),
+    mapping: list[str] = typer.Option(None, "--map", help="Column/role mapping KEY=VALUE, repeatable."),
+) -> None:
+    """Format, record count, turn/role histograms, length percentiles, tools/reasoning, 3 samples."""
+    import json
+
+    from sftlab.cli.common import out, print_json
+    from sftlab.data.inspect import inspect_file
+
+    tok = None
+    if tokenizer:
+        from sftlab.models import load_tokenizer, resolve_model
+
+        tok = load_tokenizer(resolve_model(tokenizer))
+    info = inspect_file(src, format=from_, mapping=_parse_map(mapping), tokenizer=tok)
+    if as_json:
+        print_json(info)
+        return
+    p = lambda s: out.print(s, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    read = info["read"]
+    p(f"{info['path']}: format {info['format']}, {info['records']} records")
+    p(
+        f"in {read['in']} = kept {read['kept']} + rejected {read['rejected']}"
+        + (
+            f" ({', '.join(f'{k} {v}' for k, v in read['rejected_by_reason'].items())})"
+            if read["rejected"]
+            else ""
+        )
+    )
+    if info["turns_histogram"]:
+        p("turns: " + ", ".join(f"{k}×{v}" for k, v in info["turns_histogram"].items()))
+        p("roles: " + ", ".join(f"{k} {v}" for k, v in info["roles"].items()))
+        p(
+            f"system prompt {info['with_system']}, tool definitions {info['with_tools']}, "
+            f"tool calls {info['with_tool_calls']}, reasoning {info['with_reasoning']}"
+        )
+    c = info["chars"]
+    p(f"chars: p50 {c['p50']}, p90 {c['p90']}, p99 {c['p99']}, max {c['max']}")
+    if "tokens" in info:
+        t = info["tokens"]
+        p(f"tokens: p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, max {t['max']}")
+    for i, sample in enumerate(info["samples"], 1):
+        p(f"--- sample {i}")
+        p(json.dumps(sample, ensure_ascii=False, indent=1)[:2000])

@@ -1,0 +1,143 @@
+"""ShareGPT: ``conversations`` of ``{from, value}`` turns.
+
+Roles ``human``/``gpt``/``system``/``function_call``/``observation`` (and the
+aliases ``user``/``assistant``/``tool``; others via ``user_tag`` etc. in the
+mapping). A ``function_call`` turn holds one call ``{name, arguments}`` or a list
+of them; right after a ``gpt`` turn it joins that turn (an answer that both
+speaks and calls). ``tools`` may be a JSON string (LLaMA-Factory) or a list.
+Reasoning cannot be expressed and is dropped (counted). Tool-call ids and
+``tool_call_id`` travel as extra keys, so our own round trip loses nothing.
+
+>>> rec = parse({"conversations": [{"from": "human", "value": "你好"}, {"from": "gpt", "value": "你好！"}]}, Mapping())
+>>> [(t.role, t.content) for t in rec.turns]
+[('user', '你好'), ('assistant', '你好！')]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from sftlab.data.formats._common import (
+    as_list,
+    meta_columns,
+    optional_str,
+    take_meta,
+    tool_call_from,
+    weight_of,
+)
+from sftlab.data.mapping import Mapping
+from sftlab.data.record import Conversation, Record, TextRecord, ToolCall, Turn
+from sftlab.data.validate import InvalidRecord
+
+NAME = "sharegpt"
+KNOWN = frozenset({"conversations", "messages", "system", "tools"})
+
+
+def _calls(value: Any, where: str) -> list[ToolCall]:
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise InvalidRecord("bad_tool_call", f"{where}: function_call value is not JSON") from None
+    items = value if isinstance(value, list) else [value]
+    return [tool_call_from(c, where) for c in items]
+
+
+def parse(row: dict[str, Any], mapping: Mapping) -> Record:
+    key = "conversations" if "conversations" in row else "messages"
+    turns_raw = as_list(row.get(key), key)
+    if turns_raw is None:
+        raise InvalidRecord(
+            "missing_field", "'conversations' is missing (map another column with mapping: {messages: ...})"
+        )
+    role_tag, content_tag = mapping.role_tag or "from", mapping.content_tag or "value"
+    system = optional_str(row.get("system"), "system")
+    turns: list[Turn] = []
+    for i, t in enumerate(turns_raw):
+        where = f"conversations[{i}]"
+        if not isinstance(t, dict):
+            raise InvalidRecord("wrong_type", f"{where} must be an object, got {type(t).__name__}")
+        raw_role = t.get(role_tag, t.get("role"))
+        role = mapping.role(raw_role)
+        if role is None:
+            raise InvalidRecord(
+                "unknown_role",
+                f"{where} has role {raw_role!r}; map it with user_tag/assistant_tag/observation_tag",
+            )
+        value = t.get(content_tag, t.get("content"))
+        if role == "function_call":
+            calls = _calls(value, where)
+            if turns and turns[-1].role == "assistant" and not turns[-1].tool_calls:
+                turns[-1].tool_calls = calls
+            else:
+                turns.append(Turn("assistant", "", tool_calls=calls))
+            continue
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise InvalidRecord(
+                "non_string_content", f"{where} value is {type(value).__name__}, expected a string"
+            )
+        if role == "system":
+            if turns:
+                raise InvalidRecord(
+                    "system_not_first", f"{where} is a system turn after the conversation started"
+                )
+            system = value if system is None else f"{system}\n{value}"
+            continue
+        turn = Turn(role, value, weight=weight_of(t.get("weight"), where))
+        name = t.get("name")
+        if isinstance(name, str):
+            turn.name = name
+        call_id = t.get("tool_call_id")
+        if role == "tool" and isinstance(call_id, str):
+            turn.tool_call_id = call_id
+        turns.append(turn)
+    tools = as_list(row.get("tools"), "tools")
+    return Conversation(turns=turns, system=system, tools=tools or None, meta=take_meta(row, KNOWN))
+
+
+_ROLE_OUT = {"user": "human", "assistant": "gpt", "tool": "observation"}
+
+
+def _call_obj(call: ToolCall) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": call.name, "arguments": call.arguments}
+    if call.id is not None:
+        d["id"] = call.id
+    return d
+
+
+def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
+    if isinstance(record, TextRecord):
+        return None, ["text_record"]
+    dropped: list[str] = []
+    conv: list[dict[str, Any]] = []
+    if record.system is not None:
+        conv.append({"from": "system", "value": record.system})
+    for t in record.turns:
+        if t.reasoning:
+            dropped.append("reasoning")
+        if not (t.role == "assistant" and t.tool_calls and not t.content):
+            d: dict[str, Any] = {"from": _ROLE_OUT[t.role], "value": t.content}
+            if t.name is not None:
+                d["name"] = t.name
+            if t.tool_call_id is not None:
+                d["tool_call_id"] = t.tool_call_id
+            if t.weight is not None:
+                d["weight"] = t.weight
+            conv.append(d)
+        elif t.weight is not None or t.name is not None:
+            dropped.append("turn_weight" if t.weight is not None else "turn_name")
+        if t.tool_calls:
+            calls = [_call_obj(c) for c in t.tool_calls]
+            value = calls[0] if len(calls) == 1 else calls
+            conv.append({"from": "function_call", "value": orjson.dumps(value).decode()})
+    meta = meta_columns(record.meta)
+    row: dict[str, Any] = {"id": meta.pop("id")} if "id" in meta else {}
+    row["conversations"] = conv
+    if record.tools:
+        row["tools"] = orjson.dumps(record.tools).decode()
+    row.update(meta)
+    return row, sorted(set(dropped))
