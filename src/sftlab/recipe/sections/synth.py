@@ -66,6 +66,8 @@ class SelfInstructSection(Section):
     """Stop once this many new tasks are kept."""
     requests_per_round: int = Field(default=8, ge=1)
     """Instruction-generation requests sent together in one round."""
+    tasks_per_request: int = Field(default=5, ge=1, le=50)
+    """New tasks asked for in each instruction-generation request."""
     seed_examples: int = Field(default=3, ge=0)
     """Seed tasks shown as examples in each request."""
     generated_examples: int = Field(default=2, ge=0)

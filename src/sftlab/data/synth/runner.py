@@ -1,0 +1,85 @@
+"""``run_synth``: the entry point that reads top-down — set up, generate, write, summarise.
+
+Output folder (``synth.output_dir``, default ``<output_dir>/synth``)::
+
+    cache.sqlite         every teacher answer, committed as it arrives (resume after a crash)
+    synth.<ext>          kept records, with meta.provenance (teacher, templates, seed, parent)
+    rejects.jsonl        every rejected candidate with stage, reason and the teacher's raw text
+    summary.json         counts per stage and reason, tokens, cost — written last
+
+Records, rejects and summary are written atomically at the end, so a run that
+stops early (endpoint down, SIGKILL) leaves no half-written outputs; the cache
+makes the next run skip every request already answered.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sftlab.data.record import Record
+from sftlab.data.synth import doc_qa, evol_instruct, self_instruct
+from sftlab.data.synth.cache import RequestCache
+from sftlab.data.synth.context import SynthContext
+from sftlab.data.synth.engine import Teacher
+from sftlab.data.synth.templates import load_templates
+from sftlab.errors import DataError
+from sftlab.recipe.schema import Recipe
+from sftlab.utils.atomic import write_json, write_jsonl
+
+PIPELINES = {
+    "self_instruct": self_instruct.run,
+    "evol_instruct": evol_instruct.run,
+    "doc_qa": doc_qa.run,
+}
+
+
+def output_dir(recipe: Recipe) -> Path:
+    """Where ``synth`` writes for this recipe."""
+    return Path(recipe.synth.output_dir or Path(recipe.output_dir) / "synth")
+
+
+def run_synth(recipe: Recipe) -> dict[str, Any]:
+    """Run the recipe's synth pipeline against its teacher; return the summary (also in summary.json)."""
+    cfg = recipe.synth
+    out = output_dir(recipe)
+    templates = load_templates(cfg.prompts)  # bad overrides fail before any request is sent
+    records_path = out / f"synth{_extension(cfg.format)}"
+    started = time.monotonic()
+    cache = RequestCache(out / "cache.sqlite")
+    try:
+        teacher = Teacher(cfg.teacher, cache)
+        ctx = SynthContext(config=cfg, teacher=teacher, templates=templates, seed=recipe.seed)
+        PIPELINES[cfg.pipeline](ctx)
+    finally:
+        cache.close()
+    _write_records(ctx.tally.kept, records_path, cfg.format)
+    write_jsonl(out / "rejects.jsonl", ctx.tally.rejects)
+    summary = {
+        "pipeline": cfg.pipeline,
+        "teacher": {"base_url": cfg.teacher.base_url, "model": cfg.teacher.model},
+        "seed": recipe.seed,
+        "output": str(records_path),
+        "rejects": str(out / "rejects.jsonl"),
+        **ctx.tally.to_dict(),
+        "usage": teacher.usage.to_dict(),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _extension(fmt: str) -> str:
+    return ".sftlab.jsonl" if fmt == "sftlab" else f".{fmt}.jsonl"
+
+
+def _write_records(records: list[Record], path: Path, fmt: str) -> None:
+    try:
+        from sftlab.data.io import write_records
+    except ImportError:  # the data package's writers are not installed yet: canonical JSONL only
+        if fmt != "sftlab":
+            raise DataError(f"synth.format '{fmt}' needs sftlab.data.io; use format: sftlab") from None
+        write_jsonl(path, (r.to_dict() for r in records))
+        return
+    write_records(records, path, format=fmt)
