@@ -88,31 +88,9 @@ def load_prompts(path: str | None, limit: int | None) -> list[Prompt]:
 
 
 def _read_prompts(path: Path) -> list[Prompt]:
-    try:
-        from sftlab.data.io import read_records  # the data package's readers, all formats
-    except ImportError:
-        read_records = None
-    if read_records is not None:
-        records = list(read_records(path))
-    else:  # until the readers land: canonical/alpaca JSONL
-        import json
+    from sftlab.data.io import read_records
 
-        from sftlab.data.record import record_from_dict
-
-        records = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{n}: not JSON ({err.msg})") from None
-                if "instruction" in row:
-                    row = {
-                        "turns": [
-                            {"role": "user", "content": join_prompt(row["instruction"], row.get("input", ""))}
-                        ]
-                    }
-                records.append(record_from_dict(row))
+    records = list(read_records(path))
     out = []
     for i, rec in enumerate(records):
         text = getattr(rec, "instruction", "")

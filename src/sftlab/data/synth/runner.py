@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sftlab.data.record import Record
+from sftlab.data.formats import get_format
+from sftlab.data.io import write_records
 from sftlab.data.synth import doc_qa, evol_instruct, self_instruct
 from sftlab.data.synth.cache import RequestCache
 from sftlab.data.synth.context import SynthContext
 from sftlab.data.synth.engine import Teacher
 from sftlab.data.synth.templates import load_templates
-from sftlab.errors import DataError
 from sftlab.recipe.schema import Recipe
 from sftlab.utils.atomic import write_json, write_jsonl
 
@@ -45,6 +45,7 @@ def run_synth(recipe: Recipe) -> dict[str, Any]:
     cfg = recipe.synth
     out = output_dir(recipe)
     templates = load_templates(cfg.prompts)  # bad overrides fail before any request is sent
+    get_format(cfg.format)
     records_path = out / f"synth{_extension(cfg.format)}"
     started = time.monotonic()
     cache = RequestCache(out / "cache.sqlite")
@@ -54,13 +55,16 @@ def run_synth(recipe: Recipe) -> dict[str, Any]:
         PIPELINES[cfg.pipeline](ctx)
     finally:
         cache.close()
-    _write_records(ctx.tally.kept, records_path, cfg.format)
+    written = write_records(ctx.tally.kept, records_path, format=cfg.format)
     write_jsonl(out / "rejects.jsonl", ctx.tally.rejects)
     summary = {
         "pipeline": cfg.pipeline,
         "teacher": {"base_url": cfg.teacher.base_url, "model": cfg.teacher.model},
         "seed": recipe.seed,
         "output": str(records_path),
+        "format": cfg.format,
+        "written": written.written,
+        "not_expressible_in_format": dict(written.skipped),
         "rejects": str(out / "rejects.jsonl"),
         **ctx.tally.to_dict(),
         "usage": teacher.usage.to_dict(),
@@ -72,14 +76,3 @@ def run_synth(recipe: Recipe) -> dict[str, Any]:
 
 def _extension(fmt: str) -> str:
     return ".sftlab.jsonl" if fmt == "sftlab" else f".{fmt}.jsonl"
-
-
-def _write_records(records: list[Record], path: Path, fmt: str) -> None:
-    try:
-        from sftlab.data.io import write_records
-    except ImportError:  # the data package's writers are not installed yet: canonical JSONL only
-        if fmt != "sftlab":
-            raise DataError(f"synth.format '{fmt}' needs sftlab.data.io; use format: sftlab") from None
-        write_jsonl(path, (r.to_dict() for r in records))
-        return
-    write_records(records, path, format=fmt)
