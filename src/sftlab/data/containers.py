@@ -181,7 +181,7 @@ def read_parquet(path: str | Path, batch_size: int = 1024) -> Iterator[RawRow]:
 
 
 def read_csv(path: str | Path, delimiter: str = ",") -> Iterator[RawRow]:
-    """Rows as dicts of strings; nested columns arrive as JSON text and the formats parse them."""
+    """Rows as dicts of strings (empty cell = ``None``); nested columns arrive as JSON text."""
     with open(path, "rb") as raw_fh:
         fh = io.TextIOWrapper(raw_fh, encoding="utf-8", newline="")
         reader = csv.DictReader(fh, delimiter=delimiter)
@@ -198,7 +198,8 @@ def read_csv(path: str | Path, delimiter: str = ",") -> Iterator[RawRow]:
                         ),
                     )
                     continue
-                yield RawRow(index, row, row)
+                # an empty cell is a missing value: CSV cannot tell "" from null
+                yield RawRow(index, row, {k: (v if v != "" else None) for k, v in row.items()})
         except UnicodeDecodeError as exc:
             raise DataError(
                 f"{path}:row {index + 1}: invalid UTF-8 (byte {exc.start} of a read block); re-save the CSV as UTF-8"
@@ -363,8 +364,9 @@ class TsvSink(CsvSink):
     delimiter = "\t"
 
 
-#: Columns stored as JSON text in Parquet: their objects have free-form keys that Arrow structs would pad with nulls.
-_JSON_TEXT_COLUMNS = frozenset({"tools", "provenance"})
+#: Columns stored as JSON text in Parquet: their objects have free-form keys (tool schemas, tool-call
+#: arguments in canonical turns) that Arrow structs would pad with nulls.
+_JSON_TEXT_COLUMNS = frozenset({"tools", "provenance", "turns"})
 
 
 class ParquetSink(_TwoPassSink):

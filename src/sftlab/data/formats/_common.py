@@ -18,11 +18,10 @@ def take_meta(row: dict[str, Any], known: frozenset[str]) -> Meta:
     meta = Meta()
     extra: dict[str, Any] = {}
     for key, value in row.items():
-        if key in known:
+        # null cells carry nothing (Parquet and HF datasets pad absent columns with null)
+        if key in known or value is None:
             continue
         if key in META_COLUMNS:
-            if value is None:
-                continue
             if key == "provenance":
                 if isinstance(value, dict):
                     meta.provenance = value

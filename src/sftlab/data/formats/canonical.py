@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from sftlab.data.formats._common import as_list
 from sftlab.data.mapping import Mapping
 from sftlab.data.record import Conversation, Record, record_from_dict
@@ -28,6 +30,15 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
         for i, t in enumerate(turns):
             if not isinstance(t, dict) or "role" not in t:
                 raise InvalidRecord("wrong_type", f"turns[{i}] must be an object with a 'role'")
+        row = {**row, "turns": turns}
+    if isinstance(row.get("meta"), str):  # JSON text in a CSV/Parquet cell
+        try:
+            row = {**row, "meta": orjson.loads(row["meta"])}
+        except orjson.JSONDecodeError:
+            raise InvalidRecord("wrong_type", "'meta' is text that is not JSON") from None
+    if kind == "conversation":
+        if isinstance(row.get("tools"), str):
+            row = {**row, "tools": as_list(row["tools"], "tools")}
         if row.get("meta") is not None and not isinstance(row["meta"], dict):
             raise InvalidRecord("wrong_type", "'meta' must be an object")
     try:
