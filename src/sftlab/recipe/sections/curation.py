@@ -6,7 +6,7 @@ with ``type: Literal["my_step"]``, add it to ``StepConfig`` and register the
 step class in ``sftlab.data.steps.registry``.
 
 >>> CurationSection.model_validate({"steps": [{"type": "exact_dedup"}]}).steps[0].field
-'prompt'
+'prompt+response'
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ class OffTopicFilterConfig(StepBase):
 
 class ExactDedupConfig(StepBase):
     type: Literal["exact_dedup"] = "exact_dedup"
-    field: TextField = "prompt"
-    """Text hashed after casefolding and collapsing whitespace."""
+    field: TextField = "prompt+response"
+    """Text hashed after casefolding and collapsing whitespace (``prompt`` also merges differing answers — run ``conflicts`` first)."""
     keep: KeepRule = "first"
     """Which record of a duplicate cluster stays."""
     score: str | None = None

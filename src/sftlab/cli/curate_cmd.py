@@ -1,0 +1,67 @@
+"""``sftlab data curate RECIPE``: read the recipe's sources, run its curation steps, write kept/rejects/report."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import typer
+
+
+def curate(
+    recipe: str = typer.Argument(..., help="Recipe YAML file."),
+    overrides: list[str] = typer.Argument(
+        None, help="Dotted overrides, e.g. curation.steps.0.threshold=0.8."
+    ),
+    out: str = typer.Option(None, "--out", help="Output folder (default: <output_dir>/curation)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Curate the recipe's data: in = kept + rejected, every removal with its step and reason."""
+    from sftlab.cli.common import out as console
+    from sftlab.cli.common import print_json, recipe_from_cli
+    from sftlab.data.curate import curate as run_curation
+    from sftlab.data.curation_report import curation_summary
+    from sftlab.data.io import read_source
+    from sftlab.data.steps.registry import build_steps
+    from sftlab.errors import DataError
+
+    r = recipe_from_cli(recipe, overrides)
+    if not r.data.sources:
+        raise DataError(f"{recipe}: data.sources is empty; add at least one source (path: data.jsonl)")
+    out_dir = Path(out) if out else Path(r.output_dir) / "curation"
+    steps = build_steps(r.curation.steps) if r.curation.enabled else []
+    skip = r.data.on_error == "skip"
+    records = itertools.chain.from_iterable(
+        read_source(
+            src, on_error=r.data.on_error, rejects_path=out_dir / f"read_rejects_{i}.jsonl" if skip else None
+        )
+        for i, src in enumerate(r.data.sources)
+    )
+    result = run_curation(records, steps, out_dir, title=f"Curation · {r.name}")
+    summary = curation_summary(out_dir)
+    if as_json:
+        print_json(summary)
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["rejected_by_reason"].items())
+    console.print(
+        f"in {result.records_in:,}"
+        + (f" + added {result.added:,}" if result.added else "")
+        + f" = kept {result.kept:,} + rejected {result.rejected_total:,}"
+        + (f" ({reasons})" if reasons else ""),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    for s in summary["steps"]:
+        console.print(
+            f"  {s['step']:<22} in {s['in']:>9,}  out {s['out']:>9,}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"kept: {out_dir / 'kept.jsonl'}  report: {out_dir / 'report.html'}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,173 @@
+"""Deduplication: exact (normalised hash), near (MinHash + LSH), instruction similarity (ROUGE-L).
+
+One record per cluster is kept by a stated rule (``keep: first | longest_answer
+| best_score``); every other member is removed with ``exact_duplicate`` /
+``near_duplicate`` / ``similar_instruction`` and the id it duplicates. Cluster
+ids go to ``details["clusters"]`` for the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from sftlab.data.record import Conversation, Record
+from sftlab.data.steps.base import Decision, GlobalStep
+from sftlab.data.steps.minhash import MinHasher, near_duplicate_clusters
+from sftlab.data.steps.rouge import RougeIndex
+from sftlab.data.steps.text import field_text, norm_key
+from sftlab.errors import RecipeError
+from sftlab.recipe.sections.curation import ExactDedupConfig, MinHashDedupConfig, RougeDedupConfig
+from sftlab.utils.progress import track
+
+MAX_CLUSTERS_IN_DETAILS = 200
+
+
+def record_id(record: Record, index: int) -> str:
+    """The record's id, or its position (``#12``) when it has none."""
+    return record.meta.id if record.meta.id is not None else f"#{index}"
+
+
+def score_of(record: Record, name: str | None) -> float:
+    """``meta.extra["scores"][name]`` as set by scoring steps (−inf when absent)."""
+    scores = record.meta.extra.get("scores") or {}
+    value = scores.get(name) if name else None
+    return float(value) if isinstance(value, int | float) else float("-inf")
+
+
+def choose_keeper(records: list[Record], members: list[int], keep: str, score: str | None = None) -> int:
+    """The member that stays: the first, the one with the longest answer, or the best score (ties: first).
+
+    >>> from sftlab.data.record import Turn
+    >>> recs = [Conversation([Turn("user", "q"), Turn("assistant", a)]) for a in ("short", "much longer")]
+    >>> choose_keeper(recs, [0, 1], "first"), choose_keeper(recs, [0, 1], "longest_answer")
+    (0, 1)
+    """
+    if keep == "first":
+        return min(members)
+    if keep == "longest_answer":
+
+        def key(i: int) -> tuple[int, int]:
+            r = records[i]
+            answer = r.response if isinstance(r, Conversation) else r.text
+            return (len(answer), -i)
+
+        return max(members, key=key)
+    return max(members, key=lambda i: (score_of(records[i], score), -i))
+
+
+class _ClusterDedup(GlobalStep):
+    """Shared by exact and near dedup: clusters in, one keeper per cluster out."""
+
+    reason = "duplicate"
+
+    def __init__(self, cfg):
+        super().__init__(cfg.action)
+        self.cfg = cfg
+        if cfg.keep == "best_score" and not cfg.score:
+            raise RecipeError([f"curation step {cfg.type}: keep: best_score needs 'score' (the score name)"])
+
+    def clusters(self, records: list[Record]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def decide(self, records: list[Record]) -> list[Decision]:
+        decisions = [Decision(r) for r in records]
+        shown: list[dict] = []
+        clusters = self.clusters(records)
+        removed = 0
+        for members in clusters:
+            keeper = choose_keeper(records, members, self.cfg.keep, getattr(self.cfg, "score", None))
+            kept_id = record_id(records[keeper], keeper)
+            for i in members:
+                if i != keeper:
+                    decisions[i] = Decision(records[i], self.reason, f"duplicate of {kept_id}")
+                    removed += 1
+            if len(shown) < MAX_CLUSTERS_IN_DETAILS:
+                shown.append(
+                    {
+                        "kept": kept_id,
+                        "removed": [record_id(records[i], i) for i in members if i != keeper],
+                        "size": len(members),
+                        "text": field_text(records[keeper], self.cfg.field)[:200],
+                    }
+                )
+        self.details = {
+            "keep": self.cfg.keep,
+            "cluster_count": len(clusters),
+            "records_in_clusters": sum(len(c) for c in clusters),
+            "clusters": shown,
+        }
+        return decisions
+
+
+class ExactDedup(_ClusterDedup):
+    """``exact_duplicate``: same text after casefolding and collapsing whitespace."""
+
+    reason = "exact_duplicate"
+
+    def __init__(self, cfg: ExactDedupConfig | None = None):
+        super().__init__(cfg or ExactDedupConfig())
+
+    def clusters(self, records: list[Record]) -> list[list[int]]:
+        groups: dict[bytes, list[int]] = {}
+        for i, r in enumerate(records):
+            key = hashlib.blake2b(norm_key(field_text(r, self.cfg.field)).encode(), digest_size=16).digest()
+            groups.setdefault(key, []).append(i)
+        return [g for g in groups.values() if len(g) > 1]
+
+
+class MinHashDedup(_ClusterDedup):
+    """``near_duplicate``: estimated Jaccard of shingle sets ≥ threshold (MinHash + LSH)."""
+
+    reason = "near_duplicate"
+
+    def __init__(self, cfg: MinHashDedupConfig | None = None):
+        cfg = cfg or MinHashDedupConfig()
+        super().__init__(cfg)
+        self.hasher = MinHasher(cfg.num_perm, cfg.ngram, cfg.shingle, cfg.seed)
+
+    def clusters(self, records: list[Record]) -> list[list[int]]:
+        texts = [field_text(r, self.cfg.field) for r in records]
+        chunk = 8192
+        parts = [
+            self.hasher.signatures(texts[lo : lo + chunk])
+            for lo in track(range(0, len(texts), chunk), f"{self.name}: signatures")
+        ]
+        sig = np.concatenate(parts) if parts else np.zeros((0, self.cfg.num_perm), dtype=np.uint32)
+        return near_duplicate_clusters(sig, self.cfg.threshold)
+
+
+class RougeDedup(GlobalStep):
+    """``similar_instruction``: ROUGE-L F ≥ threshold with an instruction already kept (Self-Instruct's rule)."""
+
+    def __init__(self, cfg: RougeDedupConfig | None = None):
+        cfg = cfg or RougeDedupConfig()
+        super().__init__(cfg.action)
+        self.cfg = cfg
+
+    def decide(self, records: list[Record]) -> list[Decision]:
+        index = RougeIndex()
+        kept_ids: list[str] = []
+        decisions: list[Decision] = []
+        clusters: dict[str, list[str]] = {}
+        for i, r in enumerate(track(records, f"{self.name}: rouge-l")):
+            text = field_text(r, self.cfg.field)
+            score, doc = index.first_at_least(text, self.cfg.threshold)
+            if doc is None:
+                index.add(text)
+                kept_ids.append(record_id(r, i))
+                decisions.append(Decision(r))
+            else:
+                other = kept_ids[doc]
+                clusters.setdefault(other, []).append(record_id(r, i))
+                decisions.append(Decision(r, "similar_instruction", f"rouge_l {score:.2f} with {other}"))
+        self.details = {
+            "threshold": self.cfg.threshold,
+            "cluster_count": len(clusters),
+            "clusters": [
+                {"kept": k, "removed": v, "size": len(v) + 1}
+                for k, v in list(clusters.items())[:MAX_CLUSTERS_IN_DETAILS]
+            ],
+        }
+        return decisions
