@@ -12,7 +12,7 @@ import sys
 import typer
 
 from sftlab import __version__
-from sftlab.cli import data_cmd, model_cmd, recipe_cmd, synth_cmd
+from sftlab.cli import curate_cmd, data_cmd, model_cmd, recipe_cmd, synth_cmd
 from sftlab.errors import SftlabError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(recipe_cmd.app, name="recipe")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(data_cmd.app, name="data")
 data_cmd.app.command("synth")(synth_cmd.synth)
+data_cmd.app.command("curate")(curate_cmd.curate)
 app.command("generate")(model_cmd.generate)
 
 
