@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import re
@@ -87,9 +88,9 @@ class TeacherState:
 
 
 def body_sha256(payload: Any) -> str:
-    from sftlab.serve.requestlog import body_hash
-
-    return body_hash(payload)
+    """SHA-256 of the body as canonical JSON (key order and spacing do not matter)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def create_teacher_app(
@@ -168,11 +169,11 @@ def scripted_teacher(
 def _answer(prompt: str, state: TeacherState, rng: random.Random) -> str:
     if "New tasks:" in prompt:
         return _new_tasks(prompt, rng)
+    if "Reply with a JSON object" in prompt:
+        return _instance(_field(prompt, "Task"), rng)
     if "is a classification task" in prompt:
         task = _field(prompt, "Task")
         return "Yes" if task.startswith("Classify") else "No"
-    if "Reply with a JSON object" in prompt:
-        return _instance(_field(prompt, "Task"), rng)
     if "#New Task#:" in prompt:
         return _evolve(prompt, rng)
     if "question-and-answer pairs" in prompt:
@@ -205,7 +206,8 @@ def _new_tasks(prompt: str, rng: random.Random) -> str:
         elif roll < 0.15:
             tasks.append("Go now")
         elif roll < 0.35:
-            tasks.append(f"Classify the {' '.join(rng.sample(_WORDS, 4))} as useful or useless.")
+            w = rng.sample(_WORDS, 7)
+            tasks.append(f"Classify {w[0]} {w[1]} reviews of the {w[2]} {w[3]} {w[4]} as {w[5]} or {w[6]}.")
         elif roll < 0.42:
             tasks.append(f"{rng.choice(_VERBS)} the brokenjson {' '.join(rng.sample(_WORDS, 5))}.")
         else:
@@ -217,9 +219,8 @@ def _instance(task: str, rng: random.Random) -> str:
     if "brokenjson" in task:
         return '{"input": "half an object", "output": '
     if task.startswith("Classify"):
-        return json.dumps(
-            {"output": rng.choice(["useful", "useless"]), "input": " ".join(rng.sample(_WORDS, 3))}
-        )
+        labels = task.rstrip(".").split(" as ")[-1].split(" or ")
+        return json.dumps({"output": rng.choice(labels), "input": " ".join(rng.sample(_WORDS, 3))})
     return (
         "```json\n"
         + json.dumps({"input": "", "output": f"A full answer about {' and '.join(rng.sample(_WORDS, 2))}."})
