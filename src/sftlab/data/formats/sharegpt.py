@@ -54,47 +54,55 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
         )
     role_tag, content_tag = mapping.role_tag or "from", mapping.content_tag or "value"
     system = optional_str(row.get("system"), "system")
+    roles = mapping.roles
     turns: list[Turn] = []
+    append = turns.append
+    # hot path of every conversion: no per-turn string formatting unless something is wrong
     for i, t in enumerate(turns_raw):
-        where = f"conversations[{i}]"
-        if not isinstance(t, dict):
-            raise InvalidRecord("wrong_type", f"{where} must be an object, got {type(t).__name__}")
-        raw_role = t.get(role_tag, t.get("role"))
-        role = mapping.role(raw_role)
+        if type(t) is not dict:
+            raise InvalidRecord("wrong_type", f"conversations[{i}] must be an object, got {type(t).__name__}")
+        raw_role = t[role_tag] if role_tag in t else t.get("role")
+        role = roles.get(raw_role) if type(raw_role) is str else None
         if role is None:
-            raise InvalidRecord(
-                "unknown_role",
-                f"{where} has role {raw_role!r}; map it with user_tag/assistant_tag/observation_tag",
-            )
-        value = t.get(content_tag, t.get("content"))
+            role = mapping.role(raw_role)  # case-insensitive fallback
+            if role is None:
+                raise InvalidRecord(
+                    "unknown_role",
+                    f"conversations[{i}] has role {raw_role!r}; map it with user_tag/assistant_tag/observation_tag",
+                )
+        value = t[content_tag] if content_tag in t else t.get("content")
         if role == "function_call":
-            calls = _calls(value, where)
+            calls = _calls(value, f"conversations[{i}]")
             if turns and turns[-1].role == "assistant" and not turns[-1].tool_calls:
                 turns[-1].tool_calls = calls
             else:
-                turns.append(Turn("assistant", "", tool_calls=calls))
+                append(Turn("assistant", "", tool_calls=calls))
             continue
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            raise InvalidRecord(
-                "non_string_content", f"{where} value is {type(value).__name__}, expected a string"
-            )
+        if type(value) is not str:
+            if value is None:
+                value = ""
+            else:
+                raise InvalidRecord(
+                    "non_string_content",
+                    f"conversations[{i}] value is {type(value).__name__}, expected a string",
+                )
         if role == "system":
             if turns:
                 raise InvalidRecord(
-                    "system_not_first", f"{where} is a system turn after the conversation started"
+                    "system_not_first", f"conversations[{i}] is a system turn after the conversation started"
                 )
             system = value if system is None else f"{system}\n{value}"
             continue
-        turn = Turn(role, value, weight=weight_of(t.get("weight"), where))
-        name = t.get("name")
-        if isinstance(name, str):
-            turn.name = name
-        call_id = t.get("tool_call_id")
-        if role == "tool" and isinstance(call_id, str):
-            turn.tool_call_id = call_id
-        turns.append(turn)
+        turn = Turn(role, value)
+        if len(t) > 2:  # optional keys beyond role and content
+            turn.weight = weight_of(t.get("weight"), f"conversations[{i}]")
+            name = t.get("name")
+            if isinstance(name, str):
+                turn.name = name
+            call_id = t.get("tool_call_id")
+            if role == "tool" and isinstance(call_id, str):
+                turn.tool_call_id = call_id
+        append(turn)
     tools = as_list(row.get("tools"), "tools")
     return Conversation(turns=turns, system=system, tools=tools or None, meta=take_meta(row, KNOWN))
 
