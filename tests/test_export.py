@@ -41,7 +41,9 @@ def _logits(model, tokenizer):
         return model(input_ids=ids).logits.float()
 
 
-def test_merged_folder_matches_adapter_and_loads_with_plain_transformers(run_dir, tmp_path, tokenizer, tiny_model_dir):
+def test_merged_folder_matches_adapter_and_loads_with_plain_transformers(
+    run_dir, tmp_path, tokenizer, tiny_model_dir
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     result = export_model(str(run_dir), tmp_path / "merged")
@@ -74,7 +76,9 @@ def test_merged_weight_is_w0_plus_scaled_ba(run_dir, tmp_path, tiny_model_dir):
     key = "model.layers.1.mlp.down_proj"
     a = lora[f"base_model.model.{key}.lora_A.weight"]
     b = lora[f"base_model.model.{key}.lora_B.weight"]
-    torch.testing.assert_close(merged[f"{key}.weight"], w0[f"{key}.weight"] + (8 / 4) * b @ a, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        merged[f"{key}.weight"], w0[f"{key}.weight"] + (8 / 4) * b @ a, atol=1e-6, rtol=0
+    )
     key = "model.layers.0.self_attn.k_proj.weight"  # not a target: untouched
     assert torch.equal(merged[key], w0[key])
 
@@ -114,4 +118,4 @@ def test_cli_export_merge(run_dir, tmp_path):
     assert main(["export", str(run_dir), "--merge", "--out", str(tmp_path / "m")]) == 0
     manifest = json.loads((tmp_path / "m" / "sftlab_export.json").read_text())
     assert manifest["mode"] == "merged" and manifest["max_logit_error"] < 1e-4
-    assert main(["export", str(run_dir), "--merge", "--adapter-only", "--out", str(tmp_path / "n")]) == 2
+    assert main(["export", str(run_dir), "--merge", "--adapter-only", "--out", str(tmp_path / "n")]) == 1
