@@ -10,7 +10,7 @@ is set: ``min_score`` → ``low_score``, ``max_ifd`` → ``high_ifd``,
 Score names written:
 
 =================  ==========================================================
-``heuristic``      weighted mix of the three below, in [0, 1] (:func:`heuristic_scores`)
+``heuristic``      √length × mean(diversity, format), in [0, 1] (:func:`heuristic_scores`)
 ``length``         answer length, log-scaled, 1 at ≥ 200 words
 ``diversity``      moving-average type-token ratio of the answer
 ``format``         share of formatting checks passed
@@ -46,7 +46,6 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
 _HEADER = re.compile(r"^\s*#{1,6}\s+\S", re.MULTILINE)
 LENGTH_TARGET_WORDS = 200
 DIVERSITY_WINDOW = 50
-HEURISTIC_WEIGHTS = {"length": 0.4, "diversity": 0.3, "format": 0.3}
 
 
 def answer_text(record: Record) -> str:
@@ -89,7 +88,7 @@ def moving_ttr(tokens: list[str], window: int = DIVERSITY_WINDOW) -> float:
         if counts[old] == 0:
             del counts[old]
         total += len(counts)
-    return total / (len(tokens) - window + 1)
+    return total / ((len(tokens) - window + 1) * window)
 
 
 def format_checks(text: str, n_words: int) -> dict[str, bool]:
@@ -111,7 +110,7 @@ def format_checks(text: str, n_words: int) -> dict[str, bool]:
 
 
 def heuristic_scores(record: Record) -> dict[str, float]:
-    """``length``, ``diversity``, ``format`` and their weighted mix ``heuristic``, all in [0, 1].
+    """``length``, ``diversity``, ``format`` and ``heuristic`` = √length × mean(diversity, format), all in [0, 1].
 
     Cheap and model-free; it prefers substantive, varied, well-formed answers and
     so under-rates correct one-word answers (classification labels) — use
@@ -131,7 +130,9 @@ def heuristic_scores(record: Record) -> dict[str, float]:
         "diversity": moving_ttr(tokens),
         "format": sum(checks.values()) / len(checks),
     }
-    parts["heuristic"] = sum(HEURISTIC_WEIGHTS[k] * v for k, v in parts.items())
+    # Multiplicative in length: a two-word answer is trivially "diverse" and "well
+    # formed", which must not make up for it saying almost nothing.
+    parts["heuristic"] = math.sqrt(parts["length"]) * (parts["diversity"] + parts["format"]) / 2
     return {k: round(v, 4) for k, v in parts.items()}
 
 
@@ -323,15 +324,17 @@ class ScoreStep(GlobalStep):
     """Write scores into ``meta.extra["scores"]``; drop only by the thresholds that are set.
 
     ``default_model`` is the model scored with when the config names none; the
-    curation runner sets it to the recipe's ``model.name``.
+    curation runner sets it to the recipe's ``model.name``. ``lm`` reuses a
+    ``(model, tokenizer)`` pair that is already loaded instead.
     """
 
     name = "score"
 
-    def __init__(self, config: Any = None, *, default_model: str = DEFAULT_MODEL):
+    def __init__(self, config: Any = None, *, default_model: str = DEFAULT_MODEL, lm: tuple | None = None):
         super().__init__(_cfg(config, "action", "drop"))
         self.config = config
         self.default_model = default_model
+        self.lm = lm
         signals = list(_cfg(config, "signals", ["heuristic", "perplexity", "ifd"]))
         # a threshold on a signal implies computing it
         if _cfg(config, "max_ifd") is not None and "ifd" not in signals:
@@ -361,10 +364,13 @@ class ScoreStep(GlobalStep):
     def _losses(self, records: list[Record]):
         from sftlab.models import load_model, load_tokenizer
 
-        ref = _cfg(self.config, "model") or self.default_model
-        tokenizer = load_tokenizer(ref)
-        model = load_model(ref, dtype=_cfg(self.config, "dtype", "auto"))
-        self.details["model"] = ref
+        if self.lm is not None:
+            model, tokenizer = self.lm
+        else:
+            ref = _cfg(self.config, "model") or self.default_model
+            tokenizer = load_tokenizer(ref)
+            model = load_model(ref, dtype=_cfg(self.config, "dtype", "auto"))
+            self.details["model"] = ref
         try:
             return answer_losses(
                 model,
@@ -374,7 +380,7 @@ class ScoreStep(GlobalStep):
                 max_length=_cfg(self.config, "max_length", 1024),
             )
         finally:
-            del model  # free the weights before the next step loads its own
+            del model  # our reference only: a model we loaded is freed before the next step loads its own
 
     def decide(self, records: list[Record]) -> list[Decision]:
         computed = self.compute(records)
