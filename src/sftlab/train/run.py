@@ -1,0 +1,486 @@
+"""``run_training``: records in, run folder out. Reads top-down: set up → data → model → train → save.
+
+Run folder::
+
+    run_dir/
+      recipe.resolved.yaml
+      checkpoints/checkpoint-N/     Trainer checkpoints (resume with --resume)
+      final/                        best (or last) adapter / model + tokenizer + chat template + sftlab_base.json
+      train/metrics.jsonl           one line per log and per evaluation
+      train/summary.json            what was trained, how it went, which checkpoint final/ is and why
+      train/loss_curve.png
+      train/tensorboard/            only when tensorboard is installed
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sftlab.data.record import Record
+from sftlab.errors import SftlabError
+from sftlab.models.resolve import BASE_MODEL_FILE, RUN_FINAL
+from sftlab.recipe.schema import Recipe
+from sftlab.train import callbacks as cb
+from sftlab.train.curves import plot_loss_curve
+from sftlab.train.data import SampleDataset, eval_collator, group_of, tokenize, train_collator
+from sftlab.train.defaults import eval_interval, learning_rate
+from sftlab.train.methods import prepare_model, trainable_summary
+from sftlab.train.mixing import MixPlan, plan_mixture
+from sftlab.train.precision import resolve_precision
+from sftlab.utils.atomic import write_json, write_text
+from sftlab.utils.progress import console
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced (also written to ``train/summary.json``)."""
+
+    final_dir: Path
+    best_checkpoint: str | None
+    train_loss: float | None
+    eval_loss: float | None
+    steps: int
+    tokens_per_second: float | None
+    metrics_path: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def run_training(
+    recipe: Recipe,
+    train_records: Sequence[Record],
+    eval_records: Sequence[Record],
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    general_records: Sequence[Record] | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Render the records with the recipe's template and train; see :func:`fit` for the rest."""
+    from sftlab.models import load_tokenizer
+    from sftlab.render import resolve_template
+
+    tokenizer = load_tokenizer(
+        recipe.model.name, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
+    )
+    stage = infer_stage(recipe, train_records)
+    render_cfg = recipe.render
+    if stage == "sft":
+        resolve_template(tokenizer, render_cfg.template)
+    cache = Path(run_dir) / "cache" / "tokens"
+    train, stats = tokenize(train_records, tokenizer, render_cfg, cache)
+    evals, _ = tokenize(eval_records, tokenizer, render_cfg, cache)
+    general, _ = tokenize(general_records or [], tokenizer, render_cfg, cache)
+    if not train:
+        raise SftlabError(
+            "no training sample has trained tokens after rendering; check render.train_on and render.max_length"
+        )
+    return fit(
+        recipe,
+        tokenizer,
+        train,
+        evals,
+        run_dir,
+        resume=resume,
+        general=general,
+        stage=stage,
+        render_stats=stats,
+        callbacks=callbacks,
+    )
+
+
+def infer_stage(recipe: Recipe, records: Sequence[Record]) -> str:
+    """``pretrain`` when asked, or when every record is plain text; else ``sft``."""
+    if recipe.training.stage != "auto":
+        return recipe.training.stage
+    return "pretrain" if records and all(r.kind == "text" for r in records) else "sft"
+
+
+def fit(
+    recipe: Recipe,
+    tokenizer,
+    train: list[dict],
+    evals: list[dict],
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    general: list[dict] | None = None,
+    stage: str = "sft",
+    render_stats: dict | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Train on rendered samples (``sftlab.train.data.sample_dict`` form) and write the run folder."""
+    from transformers import set_seed
+
+    t = recipe.training
+    run_dir = Path(run_dir)
+    main = int(os.environ.get("RANK", "0")) == 0
+    set_seed(recipe.seed)
+    _prepare_run_dir(recipe, run_dir, resume, main)
+
+    # ---- data
+    plan = plan_mixture(train, _source_weights(recipe), t.task_upsample, recipe.seed)
+    if main:
+        console.print(f"[bold]sampling plan[/] (per epoch, {stage}):\n{plan.table()}")
+    groups = sorted({group_of(s) for s in evals})
+    train_ds = SampleDataset(train, plan.indices)
+    eval_ds = SampleDataset(evals, groups=groups) if evals else None
+
+    # ---- model
+    precision = resolve_precision(t.precision)
+    model = _load_model(recipe, precision)
+    model = prepare_model(model, t, tokenizer)
+    pissa_init = (
+        _save_pissa_init(model, run_dir) if t.method in ("lora", "qlora") and t.lora.init == "pissa" else None
+    )
+    n_train, n_all = trainable_summary(model)
+    packing = recipe.render.packing or stage == "pretrain"
+    if t.method in ("prompt_tuning", "p_tuning"):
+        packing = False  # a soft prompt is prepended once per row, so rows must be single samples
+    collator = train_collator(
+        tokenizer, recipe.render, packing, getattr(model.config, "_attn_implementation", None)
+    )
+    ewc = _build_ewc(recipe, model, general or [], collator) if t.ewc.lam > 0 else None
+
+    # ---- train
+    from transformers import PrinterCallback
+
+    from sftlab.train.trainer import SftTrainer
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps_per_epoch = math.ceil(len(train_ds) / (t.batch_size * t.grad_accum * world))
+    total_steps = t.max_steps or max(1, math.ceil(steps_per_epoch * t.epochs))
+    eval_every = eval_interval(total_steps, t.eval_steps)
+    args = _training_arguments(recipe, run_dir, precision, eval_every, bool(evals), packing)
+    early = (
+        cb.EarlyStopping(t.early_stopping_patience, t.early_stopping_threshold)
+        if t.early_stopping_patience and evals
+        else None
+    )
+    overfit = cb.OverfitWatch()
+    metrics_path = run_dir / "train" / "metrics.jsonl"
+    cbs = [
+        cb.MetricsJsonl(metrics_path),
+        cb.RichProgress(),
+        overfit,
+        *([early] if early else []),
+        *(callbacks or []),
+    ]
+    cbs += _tensorboard(run_dir)
+    trainer = SftTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=cbs,
+        eval_groups=groups,
+        loraplus_lr_ratio=t.lora.loraplus_lr_ratio if t.method in ("lora", "qlora") else None,
+        ewc=ewc,
+        eval_data_collator=eval_collator(tokenizer),
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; our bar and metrics.jsonl replace it
+    checkpoint = _last_checkpoint(run_dir) if (resume or t.resume) else None
+    if main:
+        console.print(
+            f"[bold]training[/] {t.method} on {recipe.model.name}: {n_train:,} of {n_all:,} parameters trainable "
+            f"({100 * n_train / max(1, n_all):.2f}%), {total_steps} steps, lr {learning_rate(t.method, t.lr):g}, "
+            f"{precision}" + (f", resuming from {checkpoint}" if checkpoint else "")
+        )
+    started = time.time()
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    runtime = time.time() - started
+
+    # ---- save
+    final_dir = _save_final(trainer, tokenizer, recipe, run_dir, pissa_init)
+    summary = _summary(
+        recipe,
+        trainer,
+        output,
+        plan,
+        early,
+        overfit,
+        precision,
+        stage,
+        runtime,
+        (n_train, n_all),
+        render_stats or {},
+        bool(evals),
+        checkpoint,
+    )
+    if main:
+        write_json(run_dir / "train" / "summary.json", summary)
+        plot_loss_curve(cb.read_metrics(metrics_path), run_dir / "train" / "loss_curve.png")
+        console.print(f"[bold]final model[/] {final_dir}: {summary['final_reason']}")
+    return TrainResult(
+        final_dir=final_dir,
+        best_checkpoint=summary["best_checkpoint"],
+        train_loss=summary["train_loss"],
+        eval_loss=summary["eval_loss"],
+        steps=summary["steps"],
+        tokens_per_second=summary["tokens_per_second"],
+        metrics_path=metrics_path,
+        summary=summary,
+    )
+
+
+# ---- set-up helpers -------------------------------------------------------------------------------
+
+
+def _prepare_run_dir(recipe: Recipe, run_dir: Path, resume: bool, main: bool) -> None:
+    if not main:
+        return
+    (run_dir / "train").mkdir(parents=True, exist_ok=True)
+    if not (resume or recipe.training.resume):
+        # Old checkpoints would otherwise be mistaken for this run's by a later --resume.
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        (run_dir / "train" / "metrics.jsonl").unlink(missing_ok=True)
+    write_text(
+        run_dir / "recipe.resolved.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+    )
+
+
+def _source_weights(recipe: Recipe) -> dict[str, float]:
+    return {(s.name or Path(s.path).stem): s.weight for s in recipe.data.sources}
+
+
+def _load_model(recipe: Recipe, precision: str):
+    from sftlab.models import load_model
+    from sftlab.train.methods import quantization_load_kwargs
+    from sftlab.train.precision import load_dtype
+
+    t = recipe.training
+    m = recipe.model
+    dtype = m.dtype if m.dtype != "auto" else load_dtype(precision, t.method)
+    quant = quantization_load_kwargs(t)
+    if quant:
+        return _load_quantized(recipe, dtype, quant)
+    # Loaded on the CPU: the Trainer (or accelerate's FSDP/DeepSpeed wrappers) places it per process.
+    return load_model(
+        m.name,
+        dtype=dtype,
+        device="cpu",
+        revision=m.revision,
+        trust_remote_code=m.trust_remote_code,
+        attn_implementation=m.attn_implementation,
+    )
+
+
+def _load_quantized(recipe: Recipe, dtype: str, quant: dict):
+    from transformers import AutoModelForCausalLM
+
+    from sftlab.models import pick_dtype, resolve_model
+
+    m = recipe.model
+    resolved = resolve_model(m.name, revision=m.revision)
+    return AutoModelForCausalLM.from_pretrained(
+        resolved.path,
+        revision=resolved.revision,
+        dtype=pick_dtype(dtype),
+        use_safetensors=True,
+        trust_remote_code=m.trust_remote_code,
+        **quant,
+    )
+
+
+def _save_pissa_init(model, run_dir: Path) -> Path:
+    """PiSSA rewrites the base weights; keep the initial adapter to convert the final one back to plain LoRA."""
+    init_dir = run_dir / "cache" / "pissa_init"
+    if int(os.environ.get("RANK", "0")) == 0:
+        cfg = model.peft_config["default"]
+        init, cfg.init_lora_weights = cfg.init_lora_weights, True
+        model.save_pretrained(init_dir, safe_serialization=True)
+        cfg.init_lora_weights = init
+    return init_dir
+
+
+def _build_ewc(recipe: Recipe, model, general: list[dict], collator):
+    from sftlab.train.ewc import build_ewc
+
+    if not general:
+        raise SftlabError(
+            "training.ewc.lam > 0 needs general data for the Fisher estimate: set training.ewc.source or mark a "
+            "data source with general: true"
+        )
+    b = recipe.training.batch_size
+    batches = (collator(general[i : i + b]) for i in range(0, len(general), b))
+    ewc = build_ewc(model, batches, recipe.training.ewc.lam, recipe.training.ewc.fisher_batches)
+    return ewc
+
+
+def _training_arguments(
+    recipe: Recipe, run_dir: Path, precision: str, eval_every: int, has_eval: bool, packing: bool
+):
+    import torch
+    from transformers import TrainingArguments
+
+    t = recipe.training
+    save_every = t.save_steps or eval_every
+    if has_eval and save_every % eval_every:
+        raise SftlabError(
+            f"training.save_steps={save_every} must be a multiple of eval_steps={eval_every} so the best checkpoint "
+            "can be kept; change one of them"
+        )
+    return TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=learning_rate(t.method, t.lr),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a share of the steps
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_every if has_eval else None,
+        save_strategy="steps",
+        save_steps=save_every,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="eval_loss" if has_eval else None,
+        greater_is_better=False if has_eval else None,
+        restore_callback_states_from_checkpoint=True,
+        # A packed row has a 4D mask, which the non-padding count would misread; packed rows are nearly full anyway.
+        include_num_input_tokens_seen="all" if packing else "non_padding",
+        remove_unused_columns=False,
+        train_sampling_strategy="group_by_length"
+        if (recipe.render.group_by_length and not packing)
+        else "random",
+        dataloader_num_workers=t.num_workers,
+        disable_tqdm=True,
+        report_to="none",
+        ddp_backend="gloo"
+        if (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+        else None,
+    )
+
+
+def _tensorboard(run_dir: Path) -> list:
+    """A TensorBoard writer under ``train/tensorboard`` when tensorboard is installed (optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+    except ImportError:
+        return []
+    if int(os.environ.get("RANK", "0")) != 0:
+        return []
+    return [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / "train" / "tensorboard")))]
+
+
+def _last_checkpoint(run_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = run_dir / "checkpoints"
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is None and int(os.environ.get("RANK", "0")) == 0:
+        console.print(f"[yellow]warning:[/] --resume: no checkpoint in {folder}; training from the start")
+    return last
+
+
+# ---- outputs ---------------------------------------------------------------------------------------
+
+
+def _save_final(trainer, tokenizer, recipe: Recipe, run_dir: Path, pissa_init: Path | None) -> Path:
+    """final/ = the model the Trainer ends with (the best checkpoint when eval ran), written atomically."""
+    final = run_dir / RUN_FINAL
+    tmp = run_dir / f".{RUN_FINAL}.tmp"
+    main = trainer.is_world_process_zero()
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    if pissa_init is not None and main:
+        trainer.model.save_pretrained(
+            tmp, safe_serialization=True, path_initial_model_for_weight_conversion=str(pissa_init)
+        )
+    elif pissa_init is None:
+        trainer.save_model(str(tmp))  # every process: FSDP/DeepSpeed gather the weights here
+    if main:
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / BASE_MODEL_FILE, {"base_model": recipe.model.name})
+        for stray in ("training_args.bin",):  # pickled; nothing of ours reads it
+            (tmp / stray).unlink(missing_ok=True)
+        old = run_dir / f".{RUN_FINAL}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def _summary(
+    recipe,
+    trainer,
+    output,
+    plan: MixPlan,
+    early,
+    overfit,
+    precision,
+    stage,
+    runtime,
+    params,
+    render_stats,
+    has_eval,
+    resumed_from,
+) -> dict[str, Any]:
+    state = trainer.state
+    history = state.log_history
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    best = state.best_model_checkpoint
+    best_metric = state.best_metric
+    if has_eval and best:
+        reason = (
+            f"best checkpoint {Path(best).name} by eval loss {best_metric:.4f} "
+            f"(lowest of {sum('eval_loss' in h for h in history)} evaluations)"
+        )
+    elif has_eval:
+        reason = "last step (no evaluation ran before training ended)"
+    else:
+        reason = "last step (no eval data, so no best checkpoint to choose)"
+    if early is not None and early.stopped_at is not None:
+        reason += f"; stopped early at step {early.stopped_at} after {early.patience} evaluations without improvement"
+    tokens = state.num_input_tokens_seen
+    return {
+        "method": recipe.training.method,
+        "stage": stage,
+        "base_model": recipe.model.name,
+        "precision": precision,
+        "trainable_parameters": params[0],
+        "total_parameters": params[1],
+        "learning_rate": learning_rate(recipe.training.method, recipe.training.lr),
+        "steps": state.global_step,
+        "max_steps": state.max_steps,
+        "epochs": state.epoch,
+        "train_loss": train_losses[-1] if train_losses else None,
+        "train_loss_mean": output.training_loss,
+        "eval_loss": best_metric if has_eval else None,
+        "best_checkpoint": best,
+        "final_reason": reason,
+        "stopped_early": bool(early and early.stopped_at is not None),
+        "overfitting_warning_step": overfit.warned_at,
+        "tokens_seen": tokens,
+        "tokens_per_second": tokens / runtime if runtime > 0 else None,
+        "runtime_s": runtime,
+        "resumed_from": resumed_from,
+        "sampling_plan": plan.to_dict(),
+        "render": {k: v for k, v in render_stats.items() if k != "dropped_ids"},
+    }

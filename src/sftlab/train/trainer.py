@@ -1,0 +1,157 @@
+"""A small ``transformers.Trainer`` subclass: our loss normalisation, per-source eval loss, LoRA+, EWC.
+
+Everything else (optimizer steps, schedulers, checkpoints, resume, DDP/FSDP/
+DeepSpeed through accelerate) is the stock Trainer's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+from sftlab.train.loss import count_trained_tokens, per_row_loss, token_loss_sum
+
+GROUP_KEY = "sftlab_group"
+"""Batch key with each eval row's group index (source/task), stripped before the forward pass."""
+WEIGHTS_KEY = "loss_weights"
+
+
+class SftTrainer(Trainer):
+    """Trainer whose step loss is the token mean over the whole accumulated, multi-process batch."""
+
+    # compute_loss already divides by the step's trained-token count, so the Trainer must not divide by GA again.
+    loss_is_scaled_for_ga = True
+
+    def __init__(
+        self,
+        *args: Any,
+        eval_groups: list[str] | None = None,
+        loraplus_lr_ratio: float | None = None,
+        ewc: Any = None,
+        eval_data_collator: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.eval_data_collator = eval_data_collator
+        self.eval_groups = eval_groups or []
+        self.loraplus_lr_ratio = loraplus_lr_ratio
+        self.ewc = ewc
+
+    # ---- training loss -------------------------------------------------------------------------
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """Fetch the step's micro-batches and count their trained tokens on every process."""
+        batches = []
+        for _ in range(num_batches):
+            try:
+                batches.append(next(epoch_iterator))
+            except StopIteration:
+                break
+        if not batches:
+            return batches, None
+        local = sum(count_trained_tokens(b["labels"]) for b in batches)
+        total = torch.as_tensor(local, device=device)
+        if self.accelerator.num_processes > 1:
+            total = self.accelerator.reduce(total, reduction="sum")
+        return batches, total
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Σ (weighted) token losses / trained tokens of the whole step (× processes, undone by DDP's mean)."""
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        weights = inputs.pop(WEIGHTS_KEY, None)
+        inputs.pop(GROUP_KEY, None)
+        outputs = model(**inputs)
+        loss_sum, n_local = token_loss_sum(_text_logits(outputs.logits, labels), labels, weights)
+        if num_items_in_batch is None:  # outside a training step: a plain local token mean
+            loss = loss_sum / n_local.clamp(min=1)
+        else:
+            # DDP averages gradients over processes; scaling by their number makes the result a global token sum
+            # divided by the global token count.
+            denom = torch.as_tensor(num_items_in_batch, device=loss_sum.device).clamp(min=1)
+            loss = loss_sum * self.accelerator.num_processes / denom
+        if self.ewc is not None and model.training:
+            # The penalty belongs once per optimizer step: spread it over the accumulated micro-batches.
+            loss = loss + self.ewc.penalty(model) / self.current_gradient_accumulation_steps
+        return (loss, outputs) if return_outputs else loss
+
+    # ---- optimizer (LoRA+) ---------------------------------------------------------------------
+
+    def create_optimizer(self, model=None):
+        """LoRA+: the B matrices learn ``loraplus_lr_ratio`` times faster than A (and everything else)."""
+        if self.loraplus_lr_ratio is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        lr = self.args.learning_rate
+        groups: dict[tuple[bool, bool], list] = defaultdict(list)
+        for name, p in opt_model.named_parameters():
+            if p.requires_grad:
+                groups[("lora_B" in name, name in decay)].append(p)
+        param_groups = [
+            {
+                "params": params,
+                "lr": lr * self.loraplus_lr_ratio if is_b else lr,
+                "weight_decay": self.args.weight_decay if has_decay else 0.0,
+            }
+            for (is_b, has_decay), params in groups.items()
+        ]
+        cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        kwargs.pop("lr", None)
+        self.optimizer = cls(param_groups, lr=lr, **kwargs)
+        return self.optimizer
+
+    # ---- evaluation ----------------------------------------------------------------------------
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        """Eval batches come from their own collator (padded, one sample per row, with group ids)."""
+        if self.eval_data_collator is None:
+            return super().get_eval_dataloader(eval_dataset)
+        train_collator, self.data_collator = self.data_collator, self.eval_data_collator
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = train_collator
+
+    def evaluate(
+        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        """Token-mean eval loss overall and per group (``eval_loss/<source or task>``)."""
+        loader = self.get_eval_dataloader(eval_dataset)
+        model = self._wrap_model(self.model, training=False, dataloader=loader)
+        model.eval()
+        sums, counts, groups = [], [], []
+        with torch.no_grad():
+            for batch in loader:
+                batch = self._prepare_inputs(batch)
+                group = batch.pop(GROUP_KEY, None)
+                labels = batch.pop("labels")
+                batch.pop(WEIGHTS_KEY, None)
+                with self.compute_loss_context_manager():
+                    logits = model(**batch).logits
+                row_sum, row_n = per_row_loss(_text_logits(logits, labels), labels)
+                if group is None:
+                    group = torch.zeros_like(row_n)
+                row_sum, row_n, group = self.accelerator.gather_for_metrics((row_sum, row_n, group))
+                sums.append(row_sum.double().cpu())
+                counts.append(row_n.cpu())
+                groups.append(group.cpu())
+        s, n, g = torch.cat(sums), torch.cat(counts), torch.cat(groups)
+        metrics = {f"{metric_key_prefix}_loss": float(s.sum() / n.sum().clamp(min=1))}
+        for idx, name in enumerate(self.eval_groups):
+            sel = g == idx
+            if sel.any() and len(self.eval_groups) > 1:
+                metrics[f"{metric_key_prefix}_loss/{name}"] = float(s[sel].sum() / n[sel].sum().clamp(min=1))
+        metrics[f"{metric_key_prefix}_tokens"] = int(n.sum())
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def _text_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Drop the logits of prompt-tuning's virtual tokens, which peft prepends to the sequence."""
+    extra = logits.size(1) - labels.size(1)
+    return logits[:, extra:] if extra > 0 else logits
