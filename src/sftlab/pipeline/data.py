@@ -1,0 +1,59 @@
+"""Which records each stage sees: raw sources, curated files, eval split, general data."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from sftlab.data.io import load_jsonl_records, read_source
+from sftlab.data.record import Record
+from sftlab.errors import DataError
+from sftlab.recipe import Recipe
+from sftlab.utils.hashing import file_fingerprint
+
+
+def source_fingerprints(recipe: Recipe) -> dict[str, str]:
+    """Content hashes of every local data file, so an edited file re-runs the stages that read it."""
+    out = {}
+    for src in [*recipe.data.sources, *recipe.data.eval_sources]:
+        path = Path(src.path)
+        out[src.path] = file_fingerprint(path) if path.exists() else "remote"
+    return out
+
+
+def read_raw(recipe: Recipe, rejects_dir: Path) -> itertools.chain:
+    """Every training source as one stream (bad records go to per-source rejects files when skipping)."""
+    if not recipe.data.sources:
+        raise DataError("data.sources is empty: add at least one source (- path: train.jsonl)")
+    skip = recipe.data.on_error == "skip"
+    return itertools.chain.from_iterable(
+        read_source(src, on_error=recipe.data.on_error,
+                    rejects_path=rejects_dir / f"read_rejects_{i}.jsonl" if skip else None)
+        for i, src in enumerate(recipe.data.sources)
+    )
+
+
+def curated_records(curation_dir: Path) -> tuple[list[Record], list[Record]]:
+    """``(train, validation)`` from the curation folder (validation empty unless a split step ran)."""
+    if (curation_dir / "train.jsonl").is_file():
+        train = load_jsonl_records(curation_dir / "train.jsonl")
+        val = load_jsonl_records(curation_dir / "validation.jsonl") if (curation_dir / "validation.jsonl").is_file() else []
+        return train, val
+    return load_jsonl_records(curation_dir / "kept.jsonl"), []
+
+
+def eval_records(recipe: Recipe, train: list[Record], validation: list[Record]) -> tuple[list[Record], list[Record]]:
+    """``(train, eval)``: eval sources if given, else the curated validation split, else a stratified hold-out."""
+    if recipe.data.eval_sources:
+        held = [r for src in recipe.data.eval_sources for r in read_source(src, on_error="fail")]
+        return train, held
+    if validation:
+        return train, validation
+    from sftlab.train.split import stratified_split
+
+    return stratified_split(train, recipe.data.eval_fraction, seed=recipe.seed)
+
+
+def general_sources(recipe: Recipe) -> set[str]:
+    """Names of sources marked ``general: true`` (replay data; also the EWC Fisher data)."""
+    return {src.name or Path(src.path).stem for src in recipe.data.sources if src.general}
