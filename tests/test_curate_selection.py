@@ -1,0 +1,199 @@
+"""The select step: budget, similarity ceiling with real sentence embeddings, per-task quotas, accounting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sftlab.data.embeddings import LMEmbedder, load_embedder, mean_pairwise_distance, minilm_dir
+from sftlab.data.record import Conversation, Meta, TextRecord, Turn
+from sftlab.data.steps.base import StepStats
+from sftlab.data.steps.registry import build_step
+from sftlab.data.steps.selection import group_caps, score_function
+from sftlab.errors import RecipeError
+
+
+def rec(id: str, prompt: str, answer: str, score: float | None, task: str | None = None) -> Conversation:
+    extra = {"scores": {"heuristic": score}} if score is not None else {}
+    return Conversation(
+        turns=[Turn("user", prompt), Turn("assistant", answer)], meta=Meta(id=id, task=task, extra=extra)
+    )
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """The packaged all-MiniLM-L6-v2, loaded once for the module."""
+    return load_embedder("minilm")
+
+
+def select(records, embedder=None, **config):
+    step = build_step({"type": "select", **config})
+    if embedder is not None:
+        step.embedder = embedder
+    stats = StepStats("select")
+    decisions = list(step.run(records, stats))
+    assert len(decisions) == len(records) == stats.records_in
+    assert stats.kept + stats.rejected_total == stats.records_in  # every record: exactly one decision
+    assert [d.record for d in decisions] == records  # in input order
+    return {d.record.meta.id: d.reason for d in decisions}, stats
+
+
+# ── pieces ──────────────────────────────────────────────────────────────────
+
+
+def test_score_expressions():
+    assert score_function("heuristic")({"heuristic": 0.5}) == 0.5
+    assert (
+        score_function("judge_quality * judge_complexity / 10")({"judge_quality": 8, "judge_complexity": 5})
+        == 4
+    )
+    assert score_function("-ifd")({}) is None
+    assert score_function("a / b")({"a": 1, "b": 0}) is None
+    for bad in ("heuristic ** 2", "open('x')", "x if y else z", "'text'", "a.b", "(("):
+        with pytest.raises(RecipeError, match="select.score"):
+            score_function(bad)
+
+
+def test_group_caps():
+    caps = group_caps(["a", "b", "c"], budget=10, per_task_budget={"a": 1, "*": 3}, max_share_per_task=None)
+    assert caps == {"a": 1, "b": 3, "c": 3}
+    caps = group_caps(["a", "b"], budget=3, per_task_budget=None, max_share_per_task=0.1)
+    assert caps == {"a": 1, "b": 1}  # at least one each
+    assert group_caps(["a"], budget=None, per_task_budget=None, max_share_per_task=None) == {
+        "a": float("inf")
+    }
+
+
+def test_minilm_embeddings_are_unit_vectors_that_rank_paraphrases_close(minilm):
+    assert (minilm_dir() / "model.safetensors").is_file()
+    vectors = minilm.encode(
+        ["How do I bake bread?", "What is a recipe for baking bread?", "Explain quantum spin."]
+    )
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    sims = vectors @ vectors.T
+    assert sims[0, 1] > 0.7 > 0.3 > sims[0, 2]
+
+
+def test_mean_pairwise_distance():
+    same = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (4, 1))
+    assert mean_pairwise_distance(same) == pytest.approx(0.0)
+    opposite = np.array([[1.0, 0.0], [-1.0, 0.0]], dtype=np.float32)
+    assert mean_pairwise_distance(opposite) == pytest.approx(2.0)
+    assert mean_pairwise_distance(np.zeros((1, 2), dtype=np.float32)) == 0.0
+
+
+# ── the step ────────────────────────────────────────────────────────────────
+
+TOPICS = [
+    ("bread", "How do I bake sourdough bread at home?", "Feed a starter, mix, proof overnight, bake hot."),
+    ("tides", "Why does the ocean have tides?", "The moon's gravity pulls the water, making two bulges."),
+    ("python", "How do I reverse a list in Python?", "Use my_list[::-1] or my_list.reverse()."),
+    ("chess", "What is castling in chess?", "The king moves two squares toward a rook, which jumps over it."),
+    ("tax", "When is the income tax deadline in the United States?", "Usually April 15th."),
+]
+
+
+def test_budget_keeps_the_best_and_rejects_the_rest_as_over_budget(minilm):
+    records = [
+        rec(name, q, a, score) for (name, q, a), score in zip(TOPICS, [0.2, 0.9, 0.5, 0.7, 0.1], strict=True)
+    ]
+    reasons, stats = select(records, minilm, budget=3)
+    assert reasons == {
+        "tides": None,
+        "chess": None,
+        "python": None,
+        "bread": "over_budget",
+        "tax": "over_budget",
+    }
+    assert stats.details["selected"] == 3 and stats.details["score_cutoff"] == 0.5
+    spread = stats.details["embedding_spread"]
+    assert 0.5 < spread["selected"] <= 2.0 and 0.5 < spread["input_sample"] <= 2.0
+
+
+def test_near_identical_records_are_not_both_selected(minilm):
+    records = [
+        rec("a", "How do I bake sourdough bread at home?", "Feed a starter, mix, proof, bake.", 0.6),
+        rec("a-copy", "How can I bake sourdough bread at home?", "Feed a starter, mix, proof, bake.", 0.9),
+        rec("b", "Why does the ocean have tides?", "The moon's gravity.", 0.5),
+        rec("c", "What is castling in chess?", "A king and rook move together.", 0.4),
+    ]
+    reasons, stats = select(records, minilm, max_similarity=0.9)
+    # the better-scored twin wins; the other is rejected naming it
+    assert reasons == {"a-copy": None, "a": "too_similar", "b": None, "c": None}
+    assert "a-copy" in stats.examples["too_similar"][0]["detail"]
+    # without the ceiling both twins are kept
+    reasons, _ = select(records, minilm, max_similarity=None)
+    assert set(reasons.values()) == {None}
+
+
+def test_too_similar_records_do_not_use_up_the_budget(minilm):
+    records = [
+        rec(f"dup{i}", "Tell me a joke about cats.", f"Why did the cat sit{'!' * i}", 1 - i / 10)
+        for i in range(4)
+    ]
+    records.append(rec("other", "Translate 'hello' into French.", "Bonjour.", 0.1))
+    reasons, _ = select(records, minilm, budget=2, max_similarity=0.8)
+    assert reasons["dup0"] is None and reasons["other"] is None
+    assert [reasons[f"dup{i}"] for i in (1, 2, 3)] == ["too_similar"] * 3
+
+
+def test_per_task_quotas(minilm):
+    records = [rec(f"m{i}", q, a, 0.9 - i / 100, task="math") for i, (_, q, a) in enumerate(TOPICS)]
+    records += [
+        rec(f"w{i}", q + " Answer in French.", a, 0.5 - i / 100, task="writing")
+        for i, (_, q, a) in enumerate(TOPICS[:2])
+    ]
+    reasons, stats = select(records, minilm, budget=4, max_share_per_task=0.5, max_similarity=None)
+    assert [reasons[f"m{i}"] for i in range(5)] == [None, None, "task_quota", "task_quota", "task_quota"]
+    assert reasons["w0"] is None and reasons["w1"] is None
+    assert stats.details["selected_per_group"] == {"math": 2, "writing": 2}
+    reasons, _ = select(records, None, per_task_budget={"math": 1, "*": 5}, max_similarity=None)
+    assert sum(r is None for k, r in reasons.items() if k.startswith("m")) == 1
+    assert reasons["w0"] is None and reasons["w1"] is None
+
+
+def test_records_without_the_score_go_last_and_text_records_are_selectable(minilm):
+    records = [
+        rec("unscored", "What is castling in chess?", "A king move.", None),
+        rec("scored", "Why does the ocean have tides?", "The moon.", 0.1),
+        TextRecord(
+            "Plain text about volcanoes and lava.", meta=Meta(id="text", extra={"scores": {"heuristic": 0.5}})
+        ),
+    ]
+    reasons, stats = select(records, minilm, budget=2)
+    assert reasons == {"text": None, "scored": None, "unscored": "over_budget"}
+    assert stats.details["unscored"] == 1
+
+
+def test_no_similarity_test_means_no_embedding_model(monkeypatch):
+    records = [rec(name, q, a, s) for (name, q, a), s in zip(TOPICS, [0.1, 0.2, 0.3, 0.4, 0.5], strict=True)]
+    step = build_step({"type": "select", "budget": 2, "max_similarity": None, "score": "-heuristic"})
+    decisions = list(step.run(records, StepStats("select")))
+    assert [d.reason for d in decisions] == [None, None, "over_budget", "over_budget", "over_budget"]
+    assert step.embedder is None and "embedding_spread" not in step.details
+
+
+def test_lm_embeddings_from_a_model_folder(tiny_model_dir):
+    records = [rec(name, q, a, 1.0) for name, q, a in TOPICS[:3]]
+    records.append(rec("twin", TOPICS[0][1], TOPICS[0][2], 0.5))  # identical text → cosine 1
+    step = build_step(
+        {"type": "select", "embedding": "lm", "embedding_model": str(tiny_model_dir), "max_similarity": 0.999}
+    )
+    decisions = list(step.run(records, StepStats("select")))
+    assert isinstance(step.embedder, LMEmbedder) and step.embedder.dim == 16
+    assert [d.reason for d in decisions] == [None, None, None, "too_similar"]
+    assert step.details["embedding"] == "lm"
+
+
+def test_lm_embedding_does_not_depend_on_padding(tokenizer, tiny_model):
+    embedder = LMEmbedder(tiny_model, tokenizer, batch_size=4)
+    texts = ["short", "a much longer text that needs padding in the batch with the short one"]
+    together = embedder.encode(texts)
+    alone = np.concatenate([embedder.encode([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_share_without_budget_is_a_recipe_error():
+    with pytest.raises(RecipeError, match="max_share_per_task needs select.budget"):
+        build_step({"type": "select", "max_share_per_task": 0.5})
