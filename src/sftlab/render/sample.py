@@ -133,6 +133,22 @@ def _render_text(record: TextRecord, tokenizer, cfg: RenderSection) -> RenderedS
     return _finish(ids, [1.0] * len(ids), record, truncated)
 
 
+def render_conversation(
+    conv: Conversation, tokenizer, cfg: RenderSection
+) -> tuple[RenderedSample, list[Segment], int]:
+    """:func:`render_record` for a conversation, also returning the kept segments and the untruncated length."""
+    messages = to_messages(conv, cfg.reasoning)
+    ids, segments = render_segments(
+        tokenizer, messages, conv.tools, record_id=conv.meta.id, template=cfg.template
+    )
+    full_length = len(ids)
+    keep, truncated = _fit(ids, segments, cfg, conv.meta.id)
+    if truncated:
+        ids, segments = ids[:keep], [s for s in segments if s.end <= keep]
+    weights = conversation_weights(tokenizer, ids, segments, conv, cfg)
+    return _finish(ids, weights, conv, truncated), segments, full_length
+
+
 def render_record(record, tokenizer, cfg: RenderSection | None = None) -> RenderedSample:
     """Render one record with ``tokenizer.chat_template`` (see :func:`resolve_template`).
 
@@ -143,12 +159,4 @@ def render_record(record, tokenizer, cfg: RenderSection | None = None) -> Render
     cfg = cfg or RenderSection()
     if isinstance(record, TextRecord):
         return _render_text(record, tokenizer, cfg)
-    messages = to_messages(record, cfg.reasoning)
-    ids, segments = render_segments(
-        tokenizer, messages, record.tools, record_id=record.meta.id, template=cfg.template
-    )
-    keep, truncated = _fit(ids, segments, cfg, record.meta.id)
-    if truncated:
-        ids, segments = ids[:keep], [s for s in segments if s.end <= keep]
-    weights = conversation_weights(tokenizer, ids, segments, record, cfg)
-    return _finish(ids, weights, record, truncated)
+    return render_conversation(record, tokenizer, cfg)[0]

@@ -1,0 +1,73 @@
+"""Mask preview: per-source checks, highlighted samples, HTML, and the ``sftlab data preview`` command."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from sftlab.data.record import Conversation, Meta, Turn
+from sftlab.recipe.sections.render import RenderSection
+from sftlab.render import resolve_template
+from sftlab.render.preview import preview_report, problems, save_preview_html
+
+
+def conv(i: int, source: str = "chat", weight=None) -> Conversation:
+    return Conversation(
+        turns=[Turn("user", f"Question {i}?"), Turn("assistant", f"Answer {i}.", weight=weight)],
+        meta=Meta(id=f"{source}-{i}", source=source),
+    )
+
+
+def test_preview_report_counts_and_checks(tokenizer):
+    records = [conv(i) for i in range(3)] + [conv(9, source="other", weight=0)]
+    report = preview_report(records, tokenizer, RenderSection(), n=2)
+    chat, other = report["sources"]["chat"], report["sources"]["other"]
+    assert chat["rendered"] == 3 and chat["eot_trained"] and chat["prompt_is_prefix"]
+    assert 0 < chat["trained_token_share"] < 0.5
+    assert other["no_trained_tokens"] == 1 and other["no_trained_tokens_ids"] == ["other-9"]
+    assert not report["ok"] and "other-9" in problems(report)[0]
+    first = report["samples"][0]
+    trained_text = "".join(text for text, trained in first["spans"] if trained)
+    assert trained_text == "Answer 0.<|im_end|>"
+
+
+def test_preview_flags_template_without_end_of_turn(tokenizer, tmp_path):
+    template = tmp_path / "no_eot.jinja"
+    template.write_text(
+        "{% for m in messages %}{{ m['role'] }}:\n{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:\n{% endif %}"
+    )
+    tok = resolve_template(copy.deepcopy(tokenizer), str(template))
+    report = preview_report([conv(1)], tok, RenderSection(template=str(template)))
+    assert report["sources"]["chat"]["errors"] == 0, report
+    assert report["sources"]["chat"]["eot_missing_ids"] == ["chat-1"]
+    assert not report["ok"]
+
+
+def test_preview_html_marks_trained_tokens(tokenizer, tmp_path):
+    report = preview_report([conv(1)], tokenizer, RenderSection())
+    path = save_preview_html(report, tmp_path / "preview.html")
+    page = path.read_text()
+    assert '<mark class="t">Answer 1.&lt;|im_end|&gt;</mark>' in page
+    assert "every check passed" in page
+
+
+def test_data_preview_cli(tmp_path, capsys):
+    from sftlab.cli.main import main
+
+    data = tmp_path / "chat.sftlab.jsonl"
+    data.write_text("".join(json.dumps(conv(i).to_dict()) + "\n" for i in range(4)))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data:\n  sources:\n    - path: {data}\n      format: sftlab\n")
+    html = tmp_path / "p.html"
+    code = main(["data", "preview", str(recipe), "--json", "--html", str(html), "--n", "2"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    (source,) = report["sources"].values()
+    assert source["records"] == 4 and source["eot_trained"] and source["prompt_is_prefix"]
+    assert len(report["samples"]) == 2 and html.is_file()
+    # a broken setting makes the command fail loudly
+    code = main(["data", "preview", str(recipe), "render.template=llama3", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and not report["ok"]
+    assert "not prefix-stable" in next(iter(report["sources"].values()))["error_messages"][0]
