@@ -12,7 +12,7 @@ import sys
 import typer
 
 from sftlab import __version__
-from sftlab.cli import curate_cmd, data_cmd, model_cmd, recipe_cmd, synth_cmd, use_cmd
+from sftlab.cli import curate_cmd, data_cmd, model_cmd, preview_cmd, recipe_cmd, synth_cmd, use_cmd
 from sftlab.errors import SftlabError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(model_cmd.app, name="model")
 app.add_typer(data_cmd.app, name="data")
 data_cmd.app.command("synth")(synth_cmd.synth)
 data_cmd.app.command("curate")(curate_cmd.curate)
+data_cmd.app.command("preview")(preview_cmd.preview)
 app.command("generate")(model_cmd.generate)
 app.command("chat")(use_cmd.chat)
 app.command("export")(use_cmd.export)
