@@ -14,7 +14,7 @@ import torch
 from sftlab.data.judge import Judge, parse_rating, render_prompt
 from sftlab.data.record import Conversation, Meta, TextRecord, Turn
 from sftlab.data.steps.base import StepStats
-from sftlab.data.steps.registry import build_step
+from sftlab.data.steps.registry import build_step, build_steps
 from sftlab.data.steps.scoring import (
     answer_losses,
     encode_pair,
@@ -239,9 +239,10 @@ def test_score_step_thresholds_and_flag_action(tokenizer):
     assert stats.flagged == 1 and "flags" not in records[0].meta.extra
 
 
-def test_score_step_loads_a_model_folder_and_drops_by_perplexity(tiny_model_dir):
+def test_score_step_loads_the_recipe_model_and_drops_by_perplexity(tiny_model_dir):
     records = [conv("What is 2+2?", "It is 4."), TextRecord("Some text.")]
-    step = build_step({"type": "score", "model": str(tiny_model_dir), "max_perplexity": 2.0})
+    # the model comes from the recipe's model.name, passed down by build_steps
+    (step,) = build_steps([{"type": "score", "max_perplexity": 2.0}], model=str(tiny_model_dir))
     decisions = list(step.run(records, StepStats("score")))
     # a random tiny model is maximally confused: perplexity near the vocabulary size
     assert [d.reason for d in decisions] == ["high_perplexity", "high_perplexity"]

@@ -81,12 +81,18 @@ def build_step(cfg: Any) -> Step:
     return step
 
 
-def build_steps(cfgs: Iterable[Any]) -> list[Step]:
-    """The ordered steps of ``curation.steps``; names made unique (``dedup``, ``dedup#2``)."""
+def build_steps(cfgs: Iterable[Any], *, model: str | None = None) -> list[Step]:
+    """The ordered steps of ``curation.steps``; names made unique (``dedup``, ``dedup#2``).
+
+    ``model`` (the recipe's ``model.name``) is the default model of the model-based
+    steps (``score``, ``select`` with ``embedding: lm``) whose config names none.
+    """
     steps: list[Step] = []
     seen: dict[str, int] = {}
     for cfg in cfgs:
         step = build_step(cfg)
+        if model is not None and hasattr(step, "default_model"):
+            step.default_model = model
         seen[step.name] = seen.get(step.name, 0) + 1
         if seen[step.name] > 1:
             step.name = f"{step.name}#{seen[step.name]}"
