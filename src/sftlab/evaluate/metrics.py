@@ -1,0 +1,296 @@
+"""Task metrics on generated answers: pure functions of (predictions, references).
+
+Every metric returns a number in [0, 1] (BLEU and chrF on sacrebleu's 0–100
+scale) so base and fine-tuned models sit side by side in one table.
+
+>>> exact_match(["Paris", "4 "], ["Paris", "5"])
+0.5
+>>> macro_f1(["pos", "neg", "pos"], ["pos", "neg", "neg"], labels=["pos", "neg"])
+0.6666666666666666
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sftlab.errors import RecipeError
+
+OTHER = "<other>"
+"""Confusion-matrix column for predictions outside the label set."""
+
+
+def normalize(text: str) -> str:
+    """Lower-case, collapse whitespace, drop surrounding punctuation and quotes.
+
+    >>> normalize('  "Positive." ')
+    'positive'
+    """
+    text = re.sub(r"\s+", " ", text.strip().lower())
+    return text.strip(" .,;:!?\"'`")
+
+
+def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Share of answers equal to the reference after stripping surrounding whitespace."""
+    return _mean(p.strip() == r.strip() for p, r in zip(predictions, references, strict=True))
+
+
+def accuracy(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Share of answers equal to the reference after :func:`normalize` (case, spaces, punctuation)."""
+    return _mean(normalize(p) == normalize(r) for p, r in zip(predictions, references, strict=True))
+
+
+def confusion_matrix(
+    predictions: Sequence[str], references: Sequence[str], labels: Sequence[str]
+) -> tuple[list[str], list[list[int]]]:
+    """Rows = reference label, columns = predicted label (plus ``<other>``), compared normalised.
+
+    >>> confusion_matrix(["a", "b", "zzz"], ["a", "a", "b"], ["a", "b"])
+    (['a', 'b', '<other>'], [[1, 1, 0], [0, 0, 1]])
+    """
+    keys = [normalize(label) for label in labels]
+    columns = list(labels) + [OTHER]
+    matrix = [[0] * len(columns) for _ in labels]
+    for pred, ref in zip(predictions, references, strict=True):
+        ref_key = normalize(ref)
+        if ref_key not in keys:
+            continue  # a reference outside the label set has no row; in_label_set reports it
+        pred_key = normalize(pred)
+        col = keys.index(pred_key) if pred_key in keys else len(labels)
+        matrix[keys.index(ref_key)][col] += 1
+    return columns, matrix
+
+
+def macro_f1(predictions: Sequence[str], references: Sequence[str], labels: Sequence[str]) -> float:
+    """Unweighted mean of per-label F1; answers outside the label set count as wrong for every label."""
+    _, matrix = confusion_matrix(predictions, references, labels)
+    scores = []
+    for i in range(len(labels)):
+        tp = matrix[i][i]
+        fn = sum(matrix[i]) - tp
+        fp = sum(row[i] for row in matrix) - tp
+        denom = 2 * tp + fp + fn
+        scores.append(2 * tp / denom if denom else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus BLEU (sacrebleu defaults, 0–100)."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
+
+
+def chrf(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus chrF (sacrebleu defaults, 0–100)."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_chrf(list(predictions), [list(references)]).score)
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F1 over whitespace tokens (longest common subsequence).
+
+    >>> rouge_l(["the cat sat"], ["the cat sat down"])
+    0.8571428571428571
+    """
+    from rapidfuzz.distance import LCSseq
+
+    scores = []
+    for pred, ref in zip(predictions, references, strict=True):
+        p, r = pred.lower().split(), ref.lower().split()
+        if not p or not r:
+            scores.append(float(p == r))
+            continue
+        lcs = LCSseq.similarity(p, r)
+        scores.append(2 * lcs / (len(p) + len(r)))
+    return _mean(scores)
+
+
+def parse_json(text: str) -> Any:
+    """The JSON value in ``text`` (a surrounding ```json fence is allowed); raises ValueError if none."""
+    text = text.strip()
+    fence = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, re.S)
+    if fence:
+        text = fence.group(1)
+    return json.loads(text)
+
+
+def json_valid(predictions: Sequence[str]) -> float:
+    """Share of answers that parse as JSON."""
+    return _mean(_parses(p) for p in predictions)
+
+
+def json_field_match(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Share of the reference objects' top-level fields reproduced with equal values, micro-averaged.
+
+    >>> json_field_match(['{"a": 1, "b": 2}'], ['{"a": 1, "b": 3}'])
+    0.5
+    """
+    hit = total = 0
+    for pred, ref in zip(predictions, references, strict=True):
+        try:
+            want = parse_json(ref)
+        except ValueError:
+            continue  # a non-JSON reference has no fields to match
+        if not isinstance(want, dict):
+            want = {"": want}
+        try:
+            got = parse_json(pred)
+        except ValueError:
+            got = {}
+        if not isinstance(got, dict):
+            got = {"": got}
+        total += len(want)
+        hit += sum(1 for k, v in want.items() if k in got and got[k] == v)
+    return hit / total if total else 0.0
+
+
+def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
+    """Problems of ``value`` against a JSON-schema subset: type, required, properties, items, enum.
+
+    >>> schema_errors({"a": "x"}, {"type": "object", "required": ["a", "b"]})
+    ['$: missing required field b']
+    """
+    errors: list[str] = []
+    kind = schema.get("type")
+    checks = {
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "null": lambda v: v is None,
+    }
+    kinds = kind if isinstance(kind, list) else [kind] if kind else []
+    if kinds and not any(checks.get(k, lambda v: True)(value) for k in kinds):
+        return [f"{path}: expected {kind}, got {type(value).__name__}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {value!r} not in {schema['enum']}")
+    if isinstance(value, dict):
+        errors += [
+            f"{path}: missing required field {k}" for k in schema.get("required", []) if k not in value
+        ]
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                errors += schema_errors(value[key], sub, f"{path}.{key}")
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            errors += schema_errors(item, schema["items"], f"{path}[{i}]")
+    return errors
+
+
+def json_schema_match(predictions: Sequence[str], schema: dict[str, Any]) -> float:
+    """Share of answers that parse as JSON and satisfy ``schema``."""
+    ok = []
+    for pred in predictions:
+        try:
+            ok.append(not schema_errors(parse_json(pred), schema))
+        except ValueError:
+            ok.append(False)
+    return _mean(ok)
+
+
+def in_label_set(predictions: Sequence[str], labels: Sequence[str]) -> float:
+    """Share of answers that are one of the labels (normalised) — is the model answering in format?"""
+    keys = {normalize(label) for label in labels}
+    return _mean(normalize(p) in keys for p in predictions)
+
+
+def load_custom_metric(spec: str) -> Callable[[Sequence[str], Sequence[str]], Any]:
+    """Import ``module:function`` (the recipe's ``evaluation.custom_metric``)."""
+    module_name, sep, func_name = spec.partition(":")
+    if not sep or not module_name or not func_name:
+        raise RecipeError(
+            [f"evaluation.custom_metric: '{spec}' is not module:function (e.g. mymetrics:score)"]
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise RecipeError(
+            [f"evaluation.custom_metric: cannot import '{module_name}' ({err}); is it on PYTHONPATH?"]
+        ) from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise RecipeError([f"evaluation.custom_metric: '{module_name}' has no function '{func_name}'"])
+    return func
+
+
+def load_schema(spec: dict[str, Any] | str | None) -> dict[str, Any] | None:
+    """The recipe's ``evaluation.json_schema``: inline, or read from a .json file."""
+    if spec is None or isinstance(spec, dict):
+        return spec
+    path = Path(spec)
+    if not path.is_file():
+        raise RecipeError([f"evaluation.json_schema: file not found: {spec}"])
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise RecipeError(
+            [f"evaluation.json_schema: {spec}:{err.lineno}: invalid JSON ({err.msg})"]
+        ) from None
+
+
+def compute_metrics(
+    names: Sequence[str],
+    predictions: Sequence[str],
+    references: Sequence[str],
+    *,
+    labels: Sequence[str] = (),
+    schema: dict[str, Any] | None = None,
+    custom: Callable[[Sequence[str], Sequence[str]], Any] | None = None,
+) -> dict[str, float]:
+    """The named metrics (plus ``custom``) as ``{name: value}``; label metrics need ``labels``."""
+    out: dict[str, float] = {}
+    for name in names:
+        if name == "exact_match":
+            out[name] = exact_match(predictions, references)
+        elif name == "accuracy":
+            out[name] = accuracy(predictions, references)
+        elif name == "macro_f1":
+            out[name] = macro_f1(predictions, references, labels) if labels else 0.0
+        elif name == "bleu":
+            out[name] = bleu(predictions, references)
+        elif name == "chrf":
+            out[name] = chrf(predictions, references)
+        elif name == "rouge_l":
+            out[name] = rouge_l(predictions, references)
+        elif name == "json_valid":
+            out[name] = json_valid(predictions)
+        elif name == "json_schema":
+            if schema is None:
+                raise RecipeError(
+                    ["evaluation.metrics has json_schema but evaluation.json_schema is not set"]
+                )
+            out[name] = json_schema_match(predictions, schema)
+        elif name == "json_field_match":
+            out[name] = json_field_match(predictions, references)
+        elif name == "in_label_set":
+            out[name] = in_label_set(predictions, labels) if labels else 0.0
+        else:
+            raise RecipeError([f"evaluation.metrics: unknown metric '{name}'"])
+    if custom is not None:
+        value = custom(list(predictions), list(references))
+        if isinstance(value, dict):
+            out.update({f"custom.{k}": float(v) for k, v in value.items()})
+        else:
+            out["custom"] = float(value)
+    return out
+
+
+def _parses(text: str) -> bool:
+    try:
+        parse_json(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _mean(values: Any) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,228 @@
+"""Multiple-choice scoring by log-likelihood: the option the model finds most probable is its answer.
+
+Two ways to score, zero- or k-shot, always batched:
+
+- ``letter``: the prompt ends in ``Answer:``; ONE forward pass gives the
+  log-probabilities of `` A``/`` B``/`` C``/`` D`` at the last position, so a
+  question costs one prompt, not four. Rows are left-padded with position ids
+  that count real tokens, so every row's last token sits in the last column and
+  only that column goes through the LM head (``logits_to_keep=1``).
+- ``option_text``: each option's text is appended to the prompt and its
+  tokens' log-probabilities are summed (for answers that are not letters).
+
+>>> q = MCQuestion("2+2?", ["3", "4", "5", "6"], answer=1, subject="arithmetic")
+>>> print(format_question(q, with_answer=True))
+2+2?
+A. 3
+B. 4
+C. 5
+D. 6
+Answer: B
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sftlab.errors import DataError
+from sftlab.evaluate.generation import left_pad
+from sftlab.utils.progress import make_progress
+
+LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H")
+
+
+@dataclass
+class MCQuestion:
+    """A question, its options, the index of the right one, and its subject."""
+
+    question: str
+    options: list[str]
+    answer: int
+    subject: str = ""
+
+
+@dataclass
+class MCResult:
+    """Accuracy overall and per subject, with every question's option scores and pick."""
+
+    accuracy: float
+    n: int
+    per_subject: dict[str, float] = field(default_factory=dict)
+    scores: list[list[float]] = field(default_factory=list)
+    predictions: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "n": self.n, "per_subject": self.per_subject}
+
+
+def format_question(q: MCQuestion, *, with_answer: bool = False) -> str:
+    """The question, lettered options and ``Answer:`` (with the right letter for a solved example)."""
+    lines = [q.question.strip()] + [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(q.options)]
+    answer = f"Answer: {LETTERS[q.answer]}" if with_answer else "Answer:"
+    return "\n".join(lines + [answer])
+
+
+def build_prompt(q: MCQuestion, shots: Sequence[MCQuestion] = ()) -> str:
+    """A subject header, the solved ``shots``, then ``q`` ending in ``Answer:``."""
+    head = (
+        f"The following are multiple choice questions (with answers) about {q.subject}.\n\n"
+        if q.subject
+        else ""
+    )
+    solved = "".join(format_question(s, with_answer=True) + "\n\n" for s in shots)
+    return head + solved + format_question(q)
+
+
+def letter_ids(tokenizer, n: int) -> list[int]:
+    """Token ids of `` A``, `` B``... (the letter as it follows ``Answer:``); DataError if not single tokens."""
+    ids = []
+    for letter in LETTERS[:n]:
+        toks = tokenizer(" " + letter, add_special_tokens=False).input_ids
+        if len(toks) != 1:
+            raise DataError(
+                f"' {letter}' is {len(toks)} tokens for this tokenizer; use scoring: option_text instead of letter"
+            )
+        ids.append(toks[0])
+    return ids
+
+
+def _encode(tokenizer, text: str, max_length: int | None) -> list[int]:
+    ids = tokenizer(text, add_special_tokens=True).input_ids
+    # Keep the end: the question and "Answer:" matter, the oldest shots can go.
+    return ids[-max_length:] if max_length and len(ids) > max_length else ids
+
+
+def _context_limit(model) -> int | None:
+    return getattr(getattr(model, "config", None), "max_position_embeddings", None)
+
+
+def score_letters(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    n_options: int = 4,
+    batch_size: int = 8,
+    description: str = "score",
+) -> list[list[float]]:
+    """Log-probabilities of each option letter after each prompt: one forward per prompt, batched."""
+    import torch
+
+    targets = torch.tensor(letter_ids(tokenizer, n_options))
+    encoded = [_encode(tokenizer, p, _context_limit(model)) for p in prompts]
+    # Longest first and similar lengths together: less padding per batch.
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out: list[list[float] | None] = [None] * len(encoded)
+    model.eval()
+    with make_progress() as progress, torch.inference_mode():
+        task = progress.add_task(description, total=len(encoded), info="")
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            ids, mask, pos = left_pad([encoded[i] for i in chunk], pad_id, device)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits
+            logp = torch.log_softmax(logits[:, -1, :].float(), dim=-1)[:, targets.to(device)].cpu()
+            for row, i in enumerate(chunk):
+                out[i] = logp[row].tolist()
+            progress.advance(task, len(chunk))
+    return [o for o in out if o is not None]
+
+
+def score_continuations(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    options: Sequence[Sequence[str]],
+    *,
+    batch_size: int = 8,
+    description: str = "score",
+) -> list[list[float]]:
+    """Summed log-probability of each option's text (`` `` + text) after its prompt, batched over all pairs."""
+    import torch
+
+    limit = _context_limit(model)
+    pairs: list[tuple[int, int, list[int], int]] = []  # (question, option, ids, option length)
+    for qi, (prompt, opts) in enumerate(zip(prompts, options, strict=True)):
+        context = tokenizer(prompt, add_special_tokens=True).input_ids
+        for oi, opt in enumerate(opts):
+            cont = tokenizer(" " + opt.strip(), add_special_tokens=False).input_ids or [
+                tokenizer.eos_token_id
+            ]
+            ids = context + cont
+            if limit and len(ids) > limit:
+                ids = ids[-limit:]
+            pairs.append((qi, oi, ids, len(cont)))
+    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][2]))
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    scores = [[0.0] * len(opts) for opts in options]
+    model.eval()
+    with make_progress() as progress, torch.inference_mode():
+        task = progress.add_task(description, total=len(pairs), info="")
+        for start in range(0, len(order), batch_size):
+            chunk = [pairs[i] for i in order[start : start + batch_size]]
+            ids, mask, pos = left_pad([p[2] for p in chunk], pad_id, device)
+            width = max(p[3] for p in chunk)
+            # Only the last `width + 1` positions predict option tokens; skip the LM head elsewhere.
+            logits = model(
+                input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=width + 1
+            ).logits
+            logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+            for row, (qi, oi, _, n) in enumerate(chunk):
+                target = ids[row, -n:]
+                scores[qi][oi] = float(logp[row, -n:].gather(-1, target[:, None]).sum())
+            progress.advance(task, len(chunk))
+    return scores
+
+
+def evaluate_questions(
+    model,
+    tokenizer,
+    questions: Sequence[MCQuestion],
+    *,
+    shots_for: Callable[[int, MCQuestion], Sequence[MCQuestion]] | None = None,
+    scoring: str = "letter",
+    batch_size: int = 8,
+    description: str = "multiple choice",
+) -> MCResult:
+    """Score every question (``shots_for(index, question)`` gives its solved examples) and grade the picks."""
+    prompts = [build_prompt(q, shots_for(i, q) if shots_for else ()) for i, q in enumerate(questions)]
+    if scoring == "letter":
+        n = max((len(q.options) for q in questions), default=4)
+        scores = score_letters(
+            model, tokenizer, prompts, n_options=n, batch_size=batch_size, description=description
+        )
+        scores = [s[: len(q.options)] for s, q in zip(scores, questions, strict=True)]
+    else:
+        scores = score_continuations(
+            model,
+            tokenizer,
+            prompts,
+            [q.options for q in questions],
+            batch_size=batch_size,
+            description=description,
+        )
+    return grade(questions, scores)
+
+
+def grade(questions: Sequence[MCQuestion], scores: Sequence[Sequence[float]]) -> MCResult:
+    """Pick the best-scored option per question; accuracy overall and per subject.
+
+    >>> grade([MCQuestion("q", ["a", "b"], 1, "s")], [[-2.0, -0.1]]).accuracy
+    1.0
+    """
+    picks = [max(range(len(s)), key=lambda j: s[j]) for s in scores]
+    by_subject: dict[str, list[bool]] = defaultdict(list)
+    for q, p in zip(questions, picks, strict=True):
+        by_subject[q.subject].append(p == q.answer)
+    right = sum(sum(v) for v in by_subject.values())
+    return MCResult(
+        accuracy=right / len(questions) if questions else 0.0,
+        n=len(questions),
+        per_subject={k: sum(v) / len(v) for k, v in sorted(by_subject.items())},
+        scores=[list(s) for s in scores],
+        predictions=picks,
+    )

@@ -1,0 +1,120 @@
+"""Pure evaluation pieces with exact expected values: metrics, line fit, retention gate, sweep pick."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import sacrebleu
+
+from sftlab.errors import RecipeError
+from sftlab.evaluate import metrics as M
+from sftlab.evaluate.latency import fit_line
+from sftlab.evaluate.retention import retention_gate
+from sftlab.evaluate.sweep import list_checkpoints, pick_best, read_train_metrics
+
+
+def test_exact_match_and_accuracy_differ_on_normalisation():
+    preds, refs = ["Positive.", "negative", " neutral "], ["positive", "negative", "neutral"]
+    assert M.exact_match(preds, refs) == pytest.approx(2 / 3)
+    assert M.accuracy(preds, refs) == 1.0
+
+
+def test_confusion_matrix_and_macro_f1_exact():
+    refs = ["a", "a", "a", "b", "b", "c"]
+    preds = ["a", "a", "b", "b", "zzz", "c"]
+    columns, matrix = M.confusion_matrix(preds, refs, ["a", "b", "c"])
+    assert columns == ["a", "b", "c", M.OTHER]
+    assert matrix == [[2, 1, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0]]
+    # a: tp2 fp0 fn1 -> 0.8; b: tp1 fp1 fn1 -> 0.5; c: tp1 -> 1.0
+    assert M.macro_f1(preds, refs, ["a", "b", "c"]) == pytest.approx((0.8 + 0.5 + 1.0) / 3)
+    assert M.in_label_set(preds, ["a", "b", "c"]) == pytest.approx(5 / 6)
+
+
+def test_bleu_and_chrf_equal_sacrebleu():
+    preds = ["the cat sat on the mat", "hello there general kenobi"]
+    refs = ["the cat is on the mat", "hello there general kenobi"]
+    assert M.bleu(preds, refs) == pytest.approx(sacrebleu.corpus_bleu(preds, [refs]).score)
+    assert M.chrf(preds, refs) == pytest.approx(sacrebleu.corpus_chrf(preds, [refs]).score)
+    assert 0 < M.bleu(preds, refs) < 100
+
+
+def test_rouge_l_is_token_lcs_f1():
+    # LCS("a b c d", "a c d e") = 3 -> F1 = 2*3/(4+4)
+    assert M.rouge_l(["a b c d"], ["a c d e"]) == pytest.approx(0.75)
+    assert M.rouge_l([""], [""]) == 1.0
+
+
+def test_json_metrics():
+    preds = ['{"name": "Ada", "age": 36}', '```json\n{"name": "Bob", "age": 1}\n```', "not json"]
+    refs = ['{"name": "Ada", "age": 37}', '{"name": "Bob", "age": 1}', '{"name": "Cy"}']
+    assert M.json_valid(preds) == pytest.approx(2 / 3)
+    # fields: Ada 1/2, Bob 2/2, Cy 0/1 -> 3/5
+    assert M.json_field_match(preds, refs) == pytest.approx(3 / 5)
+    schema = {"type": "object", "required": ["name", "age"], "properties": {"age": {"type": "integer"}}}
+    assert M.json_schema_match(preds, schema) == pytest.approx(2 / 3)
+    assert M.schema_errors({"name": "x", "age": "3"}, schema) == ["$.age: expected integer, got str"]
+
+
+def test_compute_metrics_with_custom_hook(tmp_path, monkeypatch):
+    (tmp_path / "my_metrics.py").write_text(
+        "def length_ratio(preds, refs):\n    return sum(len(p) for p in preds) / sum(len(r) for r in refs)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    custom = M.load_custom_metric("my_metrics:length_ratio")
+    out = M.compute_metrics(
+        ["exact_match", "macro_f1"], ["ab", "b"], ["ab", "ab"], labels=["ab", "b"], custom=custom
+    )
+    assert out == {"exact_match": 0.5, "macro_f1": pytest.approx((2 / 3 + 0) / 2), "custom": 0.75}
+    sys.modules.pop("my_metrics", None)
+
+
+def test_custom_metric_errors_name_the_key():
+    with pytest.raises(RecipeError, match="evaluation.custom_metric"):
+        M.load_custom_metric("no_colon_here")
+    with pytest.raises(RecipeError, match="cannot import"):
+        M.load_custom_metric("surely_not_a_module_xyz:f")
+    with pytest.raises(RecipeError, match="json_schema"):
+        M.compute_metrics(["json_schema"], ["{}"], ["{}"])
+
+
+def test_fit_line_exact_and_noisy():
+    f = fit_line([1, 2, 3, 4], [3.0, 5.0, 7.0, 9.0])
+    assert (f.k, f.b, f.r2) == (pytest.approx(2.0), pytest.approx(1.0), pytest.approx(1.0))
+    noisy = fit_line([1, 2, 3, 4], [3.0, 5.5, 6.5, 9.0])
+    assert 0.9 < noisy.r2 < 1.0
+    with pytest.raises(ValueError):
+        fit_line([1, 1], [2, 3])
+
+
+def test_retention_gate_thresholds():
+    assert retention_gate(0.40, 0.39, threshold=0.02).status == "pass"
+    assert retention_gate(0.40, 0.45, threshold=0.0).passed
+    warn = retention_gate(0.40, 0.30, threshold=0.02, action="warn")
+    assert (warn.passed, warn.status) == (False, "warn")
+    fail = retention_gate(0.40, 0.30, threshold=0.02, action="fail")
+    assert fail.status == "fail" and "general" in fail.message
+
+
+def test_pick_best_prefers_retention_then_task():
+    rows = [
+        {"task": 0.9, "benchmark": 0.20},
+        {"task": 0.7, "benchmark": 0.31},
+        {"task": 0.8, "benchmark": 0.29},
+    ]
+    assert pick_best(rows, 0.30, 0.02) == 2
+    assert pick_best(rows, None, 0.02) == 0
+    assert pick_best([{"task": 0.5, "benchmark": 0.1}, {"task": 0.6, "benchmark": 0.0}], 0.5, 0.0) == 0
+
+
+def test_checkpoint_listing_and_metrics(tmp_path):
+    for step in (20, 5, 100):
+        (tmp_path / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (tmp_path / "checkpoints" / f"checkpoint-{step}" / "config.json").write_text("{}")
+    (tmp_path / "checkpoints" / "checkpoint-7").mkdir()  # no model inside: not a checkpoint
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [5, 20, 100]
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "metrics.jsonl").write_text(
+        '{"step": 5, "loss": 2.0}\n\n{"step": 5, "eval_loss": 1.5}\n'
+    )
+    assert read_train_metrics(tmp_path) == [{"step": 5, "loss": 2.0}, {"step": 5, "eval_loss": 1.5}]
