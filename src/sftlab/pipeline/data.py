@@ -27,8 +27,11 @@ def read_raw(recipe: Recipe, rejects_dir: Path) -> itertools.chain:
         raise DataError("data.sources is empty: add at least one source (- path: train.jsonl)")
     skip = recipe.data.on_error == "skip"
     return itertools.chain.from_iterable(
-        read_source(src, on_error=recipe.data.on_error,
-                    rejects_path=rejects_dir / f"read_rejects_{i}.jsonl" if skip else None)
+        read_source(
+            src,
+            on_error=recipe.data.on_error,
+            rejects_path=rejects_dir / f"read_rejects_{i}.jsonl" if skip else None,
+        )
         for i, src in enumerate(recipe.data.sources)
     )
 
@@ -37,12 +40,18 @@ def curated_records(curation_dir: Path) -> tuple[list[Record], list[Record]]:
     """``(train, validation)`` from the curation folder (validation empty unless a split step ran)."""
     if (curation_dir / "train.jsonl").is_file():
         train = load_jsonl_records(curation_dir / "train.jsonl")
-        val = load_jsonl_records(curation_dir / "validation.jsonl") if (curation_dir / "validation.jsonl").is_file() else []
+        val = (
+            load_jsonl_records(curation_dir / "validation.jsonl")
+            if (curation_dir / "validation.jsonl").is_file()
+            else []
+        )
         return train, val
     return load_jsonl_records(curation_dir / "kept.jsonl"), []
 
 
-def eval_records(recipe: Recipe, train: list[Record], validation: list[Record]) -> tuple[list[Record], list[Record]]:
+def eval_records(
+    recipe: Recipe, train: list[Record], validation: list[Record]
+) -> tuple[list[Record], list[Record]]:
     """``(train, eval)``: eval sources if given, else the curated validation split, else a stratified hold-out."""
     if recipe.data.eval_sources:
         held = [r for src in recipe.data.eval_sources for r in read_source(src, on_error="fail")]

@@ -56,7 +56,9 @@ def run_pipeline(
             raise SftlabError(f"{name} {value}: unknown stage; choose one of {', '.join(STAGES)}")
     run_dir = Path(recipe.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "recipe.resolved.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+    write_text(
+        run_dir / "recipe.resolved.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+    )
     ctx = RunContext(recipe, run_dir)
     first = STAGES.index(from_stage) if from_stage else 0
     last = STAGES.index(until) if until else len(STAGES) - 1
@@ -67,7 +69,9 @@ def run_pipeline(
 
     started = time.perf_counter()
     for index, name in enumerate(STAGES[: last + 1]):
-        stage_fp = fingerprint(__version__, name, _stage_inputs(ctx, name), [ctx.fingerprints.get(s) for s in STAGES[:index]])
+        stage_fp = fingerprint(
+            __version__, name, _stage_inputs(ctx, name), [ctx.fingerprints.get(s) for s in STAGES[:index]]
+        )
         ctx.fingerprints[name] = stage_fp
         if state.is_done(run_dir, name, stage_fp):
             ctx.summaries[name] = state.read_summary(run_dir, name) or {}
@@ -87,9 +91,19 @@ def run_pipeline(
 def _stage_inputs(ctx: RunContext, name: str) -> Any:
     r = ctx.recipe
     return {
-        "curate": lambda: [r.data.model_dump(mode="json"), r.curation.model_dump(mode="json"), source_fingerprints(r), r.seed],
+        "curate": lambda: [
+            r.data.model_dump(mode="json"),
+            r.curation.model_dump(mode="json"),
+            source_fingerprints(r),
+            r.seed,
+        ],
         "preview": lambda: [r.model.model_dump(mode="json"), r.render.model_dump(mode="json")],
-        "train": lambda: [r.model.model_dump(mode="json"), r.training.model_dump(mode="json"), r.render.model_dump(mode="json"), r.seed],
+        "train": lambda: [
+            r.model.model_dump(mode="json"),
+            r.training.model_dump(mode="json"),
+            r.render.model_dump(mode="json"),
+            r.seed,
+        ],
         "evaluate": lambda: [r.evaluation.model_dump(mode="json")],
         "report": lambda: [],
     }[name]()
@@ -102,10 +116,16 @@ def _curate(ctx: RunContext) -> dict[str, Any]:
 
     recipe = ctx.recipe
     steps = build_steps(recipe.curation.steps) if recipe.curation.enabled else []
-    result = curate(read_raw(recipe, ctx.curation_dir), steps, ctx.curation_dir, title=f"Curation · {recipe.name}")
+    result = curate(
+        read_raw(recipe, ctx.curation_dir), steps, ctx.curation_dir, title=f"Curation · {recipe.name}"
+    )
     reasons = ", ".join(f"{k} {v}" for k, v in result.rejected.most_common())
-    console.print(f"in {result.records_in:,} = kept {result.kept:,} + rejected {result.rejected_total:,}"
-                  + (f" ({reasons})" if reasons else ""), markup=False, highlight=False)
+    console.print(
+        f"in {result.records_in:,} = kept {result.kept:,} + rejected {result.rejected_total:,}"
+        + (f" ({reasons})" if reasons else ""),
+        markup=False,
+        highlight=False,
+    )
     return curation_summary(ctx.curation_dir)
 
 
@@ -118,7 +138,9 @@ def _tokenizer(recipe: Recipe):
     from sftlab.models import load_tokenizer
     from sftlab.render import resolve_template
 
-    tokenizer = load_tokenizer(recipe.model.name, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code)
+    tokenizer = load_tokenizer(
+        recipe.model.name, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
+    )
     return resolve_template(tokenizer, recipe.render.template)
 
 
@@ -131,10 +153,13 @@ def _preview(ctx: RunContext) -> dict[str, Any]:
     html_path = save_preview_html(report, ctx.run_dir / "preview" / "preview.html")
     write_json(ctx.run_dir / "preview" / "preview.json", report)
     for name, stats in report["sources"].items():
-        console.print(f"  {name}: {stats['trained_token_share']:.1%} of tokens trained, "
-                      f"EOS trained after every assistant turn: {'yes' if stats['eot_trained'] else 'NO'}, "
-                      f"inference prompt is a prefix: {'yes' if stats['prompt_is_prefix'] else 'NO'}",
-                      markup=False, highlight=False)
+        console.print(
+            f"  {name}: {stats['trained_token_share']:.1%} of tokens trained, "
+            f"EOS trained after every assistant turn: {'yes' if stats['eot_trained'] else 'NO'}, "
+            f"inference prompt is a prefix: {'yes' if stats['prompt_is_prefix'] else 'NO'}",
+            markup=False,
+            highlight=False,
+        )
     if not report["ok"]:
         raise SftlabError(f"mask preview found problems (see {html_path}): " + "; ".join(problems(report)))
     return {k: v for k, v in report.items() if k != "samples"}
@@ -147,7 +172,9 @@ def _train(ctx: RunContext) -> dict[str, Any]:
     general = general_sources(ctx.recipe)
     general_records = [r for r in train if r.meta.source in general]
     resume = (ctx.run_dir / "checkpoints").is_dir() and any((ctx.run_dir / "checkpoints").iterdir())
-    result = run_training(ctx.recipe, train, held, ctx.run_dir, resume=resume, general_records=general_records or None)
+    result = run_training(
+        ctx.recipe, train, held, ctx.run_dir, resume=resume, general_records=general_records or None
+    )
     return dict(result.summary)
 
 

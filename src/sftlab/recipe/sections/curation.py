@@ -201,6 +201,8 @@ class DecontaminateConfig(StepBase):
     """Shortest n used for short eval texts (a text shorter than ``ngram`` words uses its own length, not below this)."""
     field: TextField = "prompt+response"
     """Training text checked."""
+    max_template_share: float = Field(default=0.05, gt=0, le=1)
+    """N-grams found in more than this share of one evaluation set's texts are its prompt template, not content, and are ignored."""
 
 
 # ── splits and augmentation ───────────────────────────────────────────────
