@@ -98,9 +98,22 @@ class Step:
         raise NotImplementedError
 
     def run(self, records: Iterable[Record], stats: StepStats) -> Iterator[Decision]:
-        """Apply the step, counting and (for ``action: flag``) turning removals into flags."""
-        start = time.perf_counter()
-        for decision in self.apply(_count(records, stats)):
+        """Apply the step, counting and (for ``action: flag``) turning removals into flags.
+
+        ``stats.seconds`` is this step's own time: steps are chained generators,
+        so time spent upstream (producing input) and downstream (between yields)
+        is left out.
+        """
+        upstream = [0.0]
+        decisions = self.apply(_count(records, stats, upstream))
+        while True:
+            start, waited = time.perf_counter(), upstream[0]
+            try:
+                decision = next(decisions)
+            except StopIteration:
+                stats.seconds += time.perf_counter() - start - (upstream[0] - waited)
+                break
+            stats.seconds += time.perf_counter() - start - (upstream[0] - waited)
             if decision.added:
                 stats.added += 1
             if decision.edited:
@@ -124,7 +137,6 @@ class Step:
                         }
                     )
             yield decision
-        stats.seconds += time.perf_counter() - start
         stats.details.update(self.details)
 
 
@@ -157,7 +169,16 @@ class GlobalStep(Step):
         yield from decisions
 
 
-def _count(records: Iterable[Record], stats: StepStats) -> Iterator[Record]:
-    for record in records:
+def _count(records: Iterable[Record], stats: StepStats, upstream: list[float]) -> Iterator[Record]:
+    """Count the records going in, and the time spent waiting for them."""
+    it = iter(records)
+    while True:
+        start = time.perf_counter()
+        try:
+            record = next(it)
+        except StopIteration:
+            upstream[0] += time.perf_counter() - start
+            return
+        upstream[0] += time.perf_counter() - start
         stats.records_in += 1
         yield record

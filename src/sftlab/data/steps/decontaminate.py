@@ -179,11 +179,10 @@ class NgramIndex:
 
 
 @functools.lru_cache(maxsize=2)
-def mmlu_index(ngram: int, min_ngram: int) -> NgramIndex:
+def mmlu_index(ngram: int, min_ngram: int, max_template_share: float = 0.05) -> NgramIndex:
     """The MMLU n-gram index, built once per process (about 14k questions)."""
     idx = NgramIndex(ngram, min_ngram)
-    for t in mmlu_questions():
-        idx.add("mmlu", t)
+    idx.add_set("mmlu", list(mmlu_questions()), max_template_share)
     return idx
 
 
@@ -204,12 +203,11 @@ class DecontaminateStep(RecordStep):
             for f in self.cfg.eval_files:
                 texts = eval_texts_from_file(f)
                 sets[Path(f).name] = len(texts)
-                for t in texts:
-                    files.add(Path(f).name, t)
+                files.add_set(Path(f).name, texts, self.cfg.max_template_share)
             self._indexes = [files]
             too_short = files.too_short
             if self.cfg.mmlu:
-                mmlu = mmlu_index(self.cfg.ngram, self.cfg.min_ngram)
+                mmlu = mmlu_index(self.cfg.ngram, self.cfg.min_ngram, self.cfg.max_template_share)
                 sets["mmlu"] = len(mmlu_questions())
                 too_short += mmlu.too_short
                 self._indexes.append(mmlu)

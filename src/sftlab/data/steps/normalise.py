@@ -89,11 +89,20 @@ _BLANKS = re.compile(r"\n{3,}")
 
 
 def clean_whitespace(text: str) -> str:
-    """Drop invisible characters, collapse runs of spaces inside lines (indentation kept), trim, at most one blank line."""
-    text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _INNER_SPACE.sub(" ", text)
-    text = _TRAILING.sub("", text)
-    return _BLANKS.sub("\n\n", text).strip()
+    r"""Drop invisible characters, collapse runs of spaces inside lines (indentation kept), trim, at most one blank line.
+
+    Code fences keep their whitespace.
+
+    >>> clean_whitespace("a   b  \n\n\n\n```\nx  =  1\n```  ")
+    'a b\n\n```\nx  =  1\n```'
+    """
+    parts = _FENCE.split(text.replace("\r\n", "\n").replace("\r", "\n"))
+    for i in range(0, len(parts), 2):
+        part = _INVISIBLE.sub("", parts[i])
+        part = _INNER_SPACE.sub(" ", part)
+        part = _TRAILING.sub("", part)
+        parts[i] = _BLANKS.sub("\n\n", part)
+    return "".join(parts).strip()
 
 
 # ── punctuation ───────────────────────────────────────────────────────────
