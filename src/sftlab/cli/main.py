@@ -12,7 +12,7 @@ import sys
 import typer
 
 from sftlab import __version__
-from sftlab.cli import curate_cmd, data_cmd, model_cmd, preview_cmd, recipe_cmd, synth_cmd, use_cmd
+from sftlab.cli import curate_cmd, data_cmd, model_cmd, preview_cmd, recipe_cmd, run_cmd, synth_cmd, use_cmd
 from sftlab.errors import SftlabError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(data_cmd.app, name="data")
 data_cmd.app.command("synth")(synth_cmd.synth)
 data_cmd.app.command("curate")(curate_cmd.curate)
 data_cmd.app.command("preview")(preview_cmd.preview)
+app.command("run")(run_cmd.run)
 app.command("generate")(model_cmd.generate)
 app.command("chat")(use_cmd.chat)
 app.command("export")(use_cmd.export)
