@@ -380,3 +380,21 @@ def test_judge_missing_key_and_unknown_aspect_are_user_errors(monkeypatch):
         judge.score([conv("q", "a")])
     with pytest.raises(SftlabError, match="no judge prompt for aspect 'humour'"):
         Judge(base_url="http://127.0.0.1:9/v1", model="m", aspects=["humour"])
+
+
+def test_judge_against_sftlab_serve_counts_an_untrained_models_replies_as_malformed(tiny_model_dir):
+    """End to end through our own OpenAI-compatible server: a random tiny model cannot rate, and that is counted."""
+    from sftlab.serve.testing import running_server
+
+    with running_server(tiny_model_dir, served_name="judge", max_batch=4) as url:
+        judge = Judge(base_url=url, model="judge", aspects=["quality"], max_tokens=4, max_workers=2)
+        results = judge.score([conv("What is 2+2?", "4"), conv("Name a colour.", "Red")])
+    assert judge.counts["requests"] == 2 and judge.counts["errors"] == 0
+    # random tokens are practically never a rating; any that parse must be in range
+    assert all(r["judge_quality"] is None or 1 <= r["judge_quality"] <= 10 for r in results)
+    assert judge.counts["malformed"] == sum(r["judge_quality"] is None for r in results)
+
+
+def test_score_step_on_no_records_loads_nothing():
+    step = build_step({"type": "score", "model": "/no/such/model"})
+    assert list(step.run([], StepStats("score"))) == []

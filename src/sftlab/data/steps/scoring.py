@@ -346,6 +346,8 @@ class ScoreStep(GlobalStep):
     def compute(self, records: list[Record]) -> list[dict[str, float | None]]:
         """All configured scores per record (without writing them)."""
         scores: list[dict[str, float | None]] = [{} for _ in records]
+        if not records:  # nothing to score: do not load a model or call a judge
+            return scores
         if "heuristic" in self.signals:
             for s, record in zip(scores, records, strict=True):
                 s.update(heuristic_scores(record))
