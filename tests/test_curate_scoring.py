@@ -23,7 +23,7 @@ from sftlab.data.steps.scoring import (
     model_scores,
     moving_ttr,
 )
-from sftlab.errors import SftlabError
+from sftlab.errors import RecipeError, SftlabError
 
 
 def conv(prompt: str, answer: str, id: str | None = None, **meta) -> Conversation:
@@ -398,3 +398,9 @@ def test_judge_against_sftlab_serve_counts_an_untrained_models_replies_as_malfor
 def test_score_step_on_no_records_loads_nothing():
     step = build_step({"type": "score", "model": "/no/such/model"})
     assert list(step.run([], StepStats("score"))) == []
+
+
+def test_min_score_on_an_unknown_score_is_a_recipe_error():
+    step = build_step({"type": "score", "signals": ["heuristic"], "min_score": 0.5, "score_key": "heuristc"})
+    with pytest.raises(RecipeError, match="'heuristc' has no value on any record; known scores: diversity"):
+        list(step.run([conv("q", "a")], StepStats("score")))

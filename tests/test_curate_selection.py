@@ -197,3 +197,12 @@ def test_lm_embedding_does_not_depend_on_padding(tokenizer, tiny_model):
 def test_share_without_budget_is_a_recipe_error():
     with pytest.raises(RecipeError, match="max_share_per_task needs select.budget"):
         build_step({"type": "select", "max_share_per_task": 0.5})
+
+
+def test_a_score_missing_everywhere_is_a_recipe_error():
+    records = [rec("a", "q", "a", 0.5)]
+    step = build_step({"type": "select", "score": "judge_quality", "max_similarity": None})
+    with pytest.raises(
+        RecipeError, match="'judge_quality' is missing on every record.*known scores: heuristic"
+    ):
+        list(step.run(records, StepStats("select")))

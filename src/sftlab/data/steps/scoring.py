@@ -35,6 +35,7 @@ from typing import Any
 
 from sftlab.data.record import Conversation, Record
 from sftlab.data.steps.base import Decision, GlobalStep
+from sftlab.errors import RecipeError
 from sftlab.utils.progress import track
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -393,6 +394,20 @@ class ScoreStep(GlobalStep):
         decisions = []
         for record, scores in zip(records, computed, strict=True):
             record.meta.extra.setdefault("scores", {}).update(scores)
+        if (
+            min_score is not None
+            and records
+            and all(r.meta.extra["scores"].get(key) is None for r in records)
+        ):
+            known = sorted({k for r in records for k in r.meta.extra["scores"]})
+            raise RecipeError(
+                [
+                    f"score.score_key '{key}' has no value on any record; known scores: {', '.join(known) or 'none'}"
+                ],
+                source="curation.steps",
+            )
+        for record in records:
+            scores = record.meta.extra["scores"]
             reason = detail = None
             value = scores.get(key)
             if min_score is not None and value is not None and value < min_score:

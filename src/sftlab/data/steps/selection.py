@@ -179,6 +179,15 @@ class SelectStep(GlobalStep):
         """Indices best first; records without the score go last, ties keep input order."""
         values = [self.score(r.meta.extra.get("scores", {})) for r in records]
         self._values = values
+        if records and all(v is None for v in values):
+            known = sorted({k for r in records for k in r.meta.extra.get("scores", {})})
+            raise RecipeError(
+                [
+                    f"select.score '{_cfg(self.config, 'score', 'heuristic')}' is missing on every record "
+                    f"(known scores: {', '.join(known) or 'none'}); run a score step before select"
+                ],
+                source="curation.steps",
+            )
         return sorted(range(len(records)), key=lambda i: (values[i] is None, -(values[i] or 0.0), i))
 
     def decide(self, records: list[Record]) -> list[Decision]:
