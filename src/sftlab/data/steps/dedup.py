@@ -14,7 +14,7 @@ import numpy as np
 
 from sftlab.data.record import Conversation, Record
 from sftlab.data.steps.base import Decision, GlobalStep
-from sftlab.data.steps.minhash import MinHasher, near_duplicate_clusters
+from sftlab.data.steps.minhash import MinHasher, exact_jaccard, near_duplicate_clusters
 from sftlab.data.steps.rouge import RougeIndex
 from sftlab.data.steps.text import field_text, norm_key
 from sftlab.errors import RecipeError
@@ -135,7 +135,7 @@ class MinHashDedup(_ClusterDedup):
             for lo in track(range(0, len(texts), chunk), f"{self.name}: signatures")
         ]
         sig = np.concatenate(parts) if parts else np.zeros((0, self.cfg.num_perm), dtype=np.uint32)
-        return near_duplicate_clusters(sig, self.cfg.threshold)
+        return near_duplicate_clusters(sig, self.cfg.threshold, exact=exact_jaccard(self.hasher, texts))
 
 
 class RougeDedup(GlobalStep):

@@ -23,6 +23,7 @@ CJK_CLASS = (
 )
 _CJK_CHAR = re.compile(f"[{CJK_CLASS}]")
 _WORD = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+", re.UNICODE)
+_PLAIN_WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
 
 
@@ -46,7 +47,11 @@ def norm_key(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """Lower-cased words; each CJK character counts as a word (no spaces between them)."""
-    return _WORD.findall(text.lower())
+    text = text.lower()
+    # Most text has no CJK: the plain pattern is several times faster and gives the same words.
+    if _CJK_CHAR.search(text) is None:
+        return _PLAIN_WORD.findall(text)
+    return _WORD.findall(text)
 
 
 def is_cjk(ch: str) -> bool:
