@@ -12,7 +12,17 @@ import sys
 import typer
 
 from sftlab import __version__
-from sftlab.cli import curate_cmd, data_cmd, model_cmd, preview_cmd, recipe_cmd, run_cmd, synth_cmd, use_cmd
+from sftlab.cli import (
+    curate_cmd,
+    data_cmd,
+    eval_cmd,
+    model_cmd,
+    preview_cmd,
+    recipe_cmd,
+    run_cmd,
+    synth_cmd,
+    use_cmd,
+)
 from sftlab.errors import SftlabError
 
 app = typer.Typer(
@@ -29,6 +39,7 @@ data_cmd.app.command("synth")(synth_cmd.synth)
 data_cmd.app.command("curate")(curate_cmd.curate)
 data_cmd.app.command("preview")(preview_cmd.preview)
 app.command("run")(run_cmd.run)
+app.command("eval")(eval_cmd.eval_command)
 app.command("generate")(model_cmd.generate)
 app.command("chat")(use_cmd.chat)
 app.command("export")(use_cmd.export)
