@@ -256,3 +256,16 @@ def test_property_alpaca_and_sharegpt_round_trip(tmp_path, recs):
         stats = write_records(recs, path, format=fmt)
         assert stats.written == len(recs) and not stats.dropped
         assert list(read_records(path)) == recs
+
+
+def test_parquet_column_of_mixed_types_becomes_text_not_an_error(tmp_path):
+    recs = [
+        Conversation(
+            [Turn("user", "q"), Turn("assistant", "a")],
+            meta=Meta(id=str(i), extra={"score": i if i < 2100 else "high"}),
+        )
+        for i in range(2200)
+    ]
+    assert write_records(recs, tmp_path / "m.parquet").written == 2200  # crosses a 2048-row batch
+    back = list(read_records(tmp_path / "m.parquet"))
+    assert back[0].meta.extra == {"score": "0"} and back[-1].meta.extra == {"score": "high"}

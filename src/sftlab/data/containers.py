@@ -377,14 +377,17 @@ class ParquetSink(_TwoPassSink):
     def _batches(self) -> Iterator[list[dict[str, Any]]]:
         batch: list[dict[str, Any]] = []
         for row in self._spooled():
-            batch.append(
-                {c: (_cell(row.get(c)) if c in self.json_cols else row.get(c)) for c in self.columns}
-            )
+            batch.append({c: self._value(c, row.get(c)) for c in self.columns})
             if len(batch) >= self.batch_size:
                 yield batch
                 batch = []
         if batch:
             yield batch
+
+    def _value(self, column: str, value: Any) -> Any:
+        if column in self.text_cols and value is not None and not isinstance(value, str):
+            return _cell(value) if isinstance(value, list | dict) else str(value)
+        return _cell(value) if column in self.json_cols else value
 
     def _finish(self) -> None:
         import pyarrow as pa
@@ -392,17 +395,34 @@ class ParquetSink(_TwoPassSink):
 
         # free-form dict columns (meta extras, tool definitions) become JSON text; lists of turns stay nested
         self.json_cols = set(_JSON_TEXT_COLUMNS)
+        self.text_cols: set[str] = set()  # columns of mixed scalar types, stored as text (like CSV)
         for row in self._spooled():
             self.json_cols.update(k for k, v in row.items() if isinstance(v, dict))
-        schema = None
-        for batch in self._batches():
-            s = pa.Table.from_pylist(batch).schema
-            schema = s if schema is None else pa.unify_schemas([schema, s], promote_options="permissive")
+        schema = self._schema(pa)
         if schema is None:
             schema = pa.schema([(c, pa.string()) for c in self.columns])
         with pq.ParquetWriter(self.path, schema) as writer:
             for batch in self._batches():
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+
+    def _schema(self, pa):
+        """One schema for all rows; a column whose types cannot be unified (int here, text there) becomes text."""
+        while True:
+            schema = None
+            try:
+                for batch in self._batches():
+                    s = pa.Table.from_pylist(batch).schema
+                    schema = (
+                        s if schema is None else pa.unify_schemas([schema, s], promote_options="permissive")
+                    )
+                return schema
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                bad = [c for c in self.columns if c not in self.text_cols and f"'{c}'" in str(exc)]
+                if not bad:  # the message did not name the column: every column not yet text becomes text
+                    bad = [c for c in self.columns if c not in self.text_cols]
+                if not bad:
+                    raise
+                self.text_cols.update(bad)
 
 
 SINKS = {"jsonl": JsonlSink, "json": JsonArraySink, "csv": CsvSink, "tsv": TsvSink, "parquet": ParquetSink}
