@@ -19,7 +19,9 @@ class SourceSection(Section):
     format: FormatName = "auto"
     """Record format; ``auto`` detects it from the first records."""
     mapping: dict[str, str] = Field(default_factory=dict)
-    """Column/role renames, LLaMA-Factory ``dataset_info.json`` style (e.g. ``prompt: question``)."""
+    """Column/role renames, LLaMA-Factory ``dataset_info.json`` keys given flat (``prompt: question``,
+    ``messages: dialog``, ``role_tag: speaker``, ``user_tag: Human``); ``reasoning_tag: think`` splits a
+    leading ``<think>…</think>`` of assistant answers into reasoning (never done unless asked)."""
     split: str | None = None
     """Split of a Hugging Face dataset (``train`` if omitted)."""
     weight: float = Field(default=1.0, ge=0)
