@@ -21,10 +21,35 @@ from pathlib import Path
 
 import orjson
 
-WORDS = (
-    "the model learns to answer questions about data training loss gradient token batch "
-    "请 用 一句话 介绍 长城 数据 模型 训练 because therefore however example result value"
-).split()
+WORDS = [
+    "the",
+    "model",
+    "learns",
+    "to",
+    "answer",
+    "questions",
+    "about",
+    "data",
+    "training",
+    "loss",
+    "gradient",
+    "token",
+    "batch",
+    "请",
+    "用",
+    "一句话",
+    "介绍",
+    "长城",
+    "数据",
+    "模型",
+    "训练",
+    "because",
+    "therefore",
+    "however",
+    "example",
+    "result",
+    "value",
+]
 
 
 def _text(rng: random.Random, lo: int, hi: int) -> str:
@@ -71,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert stream.stats.kept == wstats.written == n, (stream.stats, wstats)
     print(f"records {n}, input {size:.1f} MB, output {dst.stat().st_size / 1e6:.1f} MB")
-    print(f"convert sharegpt -> messages: {seconds:.2f} s, {size / seconds:.1f} MB/s, {n / seconds:,.0f} records/s")
+    print(
+        f"convert sharegpt -> messages: {seconds:.2f} s, {size / seconds:.1f} MB/s, {n / seconds:,.0f} records/s"
+    )
     print(f"cpu time {cpu:.2f} s: {size / cpu:.1f} MB per CPU-second (one core, single thread)")
     print(f"peak RSS {peak:.0f} MB (before conversion {rss_before:.0f} MB)")
     if not args.workdir:
