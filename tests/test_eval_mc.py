@@ -98,8 +98,15 @@ def test_batched_option_text_scores_equal_one_at_a_time(tiny_model, tokenizer, m
 
 def test_evaluate_questions_grades_picks(tiny_model, tokenizer, tmp_path):
     rows = [
-        {"question": f"Pick {i}", "answer_a": "x", "answer_b": "y", "answer_c": "z", "answer_d": "w",
-         "correct_answer": "ABCD"[i % 4], "topic": "toy"}
+        {
+            "question": f"Pick {i}",
+            "answer_a": "x",
+            "answer_b": "y",
+            "answer_c": "z",
+            "answer_d": "w",
+            "correct_answer": "ABCD"[i % 4],
+            "topic": "toy",
+        }
         for i in range(6)
     ]
     path = tmp_path / "toy.jsonl"
