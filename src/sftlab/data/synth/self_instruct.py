@@ -79,7 +79,7 @@ def instruction_problem(text: str, cfg: SelfInstructSection, pool: RougeIndex) -
     """Why a generated instruction is dropped, or ``None`` when it passes.
 
     >>> cfg = SelfInstructSection()
-    >>> pool = RougeIndex(); pool.add("Write a poem about the sea.")
+    >>> pool = RougeIndex(); _ = pool.add("Write a poem about the sea.")
     >>> instruction_problem("Draw a map of your town.", cfg, pool)
     'blocked_keyword'
     >>> instruction_problem("Write a poem about the sea!", cfg, pool)
@@ -97,7 +97,7 @@ def instruction_problem(text: str, cfg: SelfInstructSection, pool: RougeIndex) -
         return "blocked_keyword"
     if not text[0].isalnum():
         return "bad_start"  # leftovers of list markup or code fences
-    if pool.max_score(text) >= cfg.rouge_threshold:
+    if pool.first_at_least(text, cfg.rouge_threshold)[1] is not None:
         return "too_similar"
     return None
 
