@@ -9,6 +9,7 @@ ids go to ``details["clusters"]`` for the report.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -109,12 +110,46 @@ class ExactDedup(_ClusterDedup):
     def __init__(self, cfg: ExactDedupConfig | None = None):
         super().__init__(cfg or ExactDedupConfig())
 
+    def key(self, record: Record) -> bytes:
+        return hashlib.blake2b(norm_key(field_text(record, self.cfg.field)).encode(), digest_size=16).digest()
+
     def clusters(self, records: list[Record]) -> list[list[int]]:
         groups: dict[bytes, list[int]] = {}
         for i, r in enumerate(records):
-            key = hashlib.blake2b(norm_key(field_text(r, self.cfg.field)).encode(), digest_size=16).digest()
-            groups.setdefault(key, []).append(i)
+            groups.setdefault(self.key(r), []).append(i)
         return [g for g in groups.values() if len(g) > 1]
+
+    def apply(self, records: Iterable[Record]) -> Iterator[Decision]:
+        """``keep: first`` streams (16 bytes per distinct text held); other rules need every record."""
+        if self.cfg.keep != "first":
+            yield from super().apply(records)
+            return
+        # key → kept id; becomes [kept id, size, first removed ids] once a duplicate shows up.
+        first: dict[bytes, str | list] = {}
+        clusters: list[list] = []
+        for i, r in enumerate(records):
+            key = self.key(r)
+            seen = first.get(key)
+            if seen is None:
+                first[key] = record_id(r, i)
+                yield Decision(r)
+                continue
+            if isinstance(seen, str):
+                seen = first[key] = [seen, 1, []]
+                clusters.append(seen)
+            seen[1] += 1
+            if len(seen[2]) < 10:
+                seen[2].append(record_id(r, i))
+            yield Decision(r, self.reason, f"duplicate of {seen[0]}")
+        self.details = {
+            "keep": "first",
+            "cluster_count": len(clusters),
+            "records_in_clusters": sum(c[1] for c in clusters),
+            "clusters": [
+                {"kept": kept, "size": size, "removed": removed}
+                for kept, size, removed in clusters[:MAX_CLUSTERS_IN_DETAILS]
+            ],
+        }
 
 
 class MinHashDedup(_ClusterDedup):
@@ -128,14 +163,14 @@ class MinHashDedup(_ClusterDedup):
         self.hasher = MinHasher(cfg.num_perm, cfg.ngram, cfg.shingle, cfg.seed)
 
     def clusters(self, records: list[Record]) -> list[list[int]]:
-        texts = [field_text(r, self.cfg.field) for r in records]
+        # Signatures chunk by chunk: only num_perm × 4 bytes per record stay in memory, not the texts.
+        sig = np.empty((len(records), self.cfg.num_perm), dtype=np.uint32)
         chunk = 8192
-        parts = [
-            self.hasher.signatures(texts[lo : lo + chunk])
-            for lo in track(range(0, len(texts), chunk), f"{self.name}: signatures")
-        ]
-        sig = np.concatenate(parts) if parts else np.zeros((0, self.cfg.num_perm), dtype=np.uint32)
-        return near_duplicate_clusters(sig, self.cfg.threshold, exact=exact_jaccard(self.hasher, texts))
+        for lo in track(range(0, len(records), chunk), f"{self.name}: signatures"):
+            texts = [field_text(r, self.cfg.field) for r in records[lo : lo + chunk]]
+            sig[lo : lo + len(texts)] = self.hasher.signatures(texts)
+        exact = exact_jaccard(self.hasher, lambda i: field_text(records[i], self.cfg.field))
+        return near_duplicate_clusters(sig, self.cfg.threshold, exact=exact)
 
 
 class RougeDedup(GlobalStep):

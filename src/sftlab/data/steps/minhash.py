@@ -156,13 +156,17 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 
 
-def exact_jaccard(hasher: MinHasher, texts: Sequence[str]) -> Callable[[int, int], float]:
-    """``f(i, j)`` = true Jaccard of the shingle sets of ``texts[i]`` and ``texts[j]`` (sets cached)."""
+def exact_jaccard(
+    hasher: MinHasher, texts: Sequence[str] | Callable[[int], str]
+) -> Callable[[int, int], float]:
+    """``f(i, j)`` = true Jaccard of the shingle sets of texts ``i`` and ``j`` (a list, or a function
+    giving text ``i``, so that callers need not hold every text); sets of candidates are cached."""
     cache: dict[int, frozenset[int]] = {}
+    text_of = texts if callable(texts) else texts.__getitem__
 
     def get(i: int) -> frozenset[int]:
         if i not in cache:
-            cache[i] = hasher.shingle_set(texts[i])
+            cache[i] = hasher.shingle_set(text_of(i))
         return cache[i]
 
     def f(i: int, j: int) -> float:
