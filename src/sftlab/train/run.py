@@ -386,13 +386,24 @@ def _tensorboard(run_dir: Path) -> list:
 
 
 def _last_checkpoint(run_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* checkpoint: a kill during a save leaves a folder without a readable trainer state."""
+    import json
 
     folder = run_dir / "checkpoints"
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if last is None and int(os.environ.get("RANK", "0")) == 0:
-        console.print(f"[yellow]warning:[/] --resume: no checkpoint in {folder}; training from the start")
-    return last
+    found = []
+    for ckpt in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+            found.append((int(ckpt.name.split("-")[-1]), ckpt))
+        except (OSError, ValueError):
+            continue
+    if not found:
+        if int(os.environ.get("RANK", "0")) == 0:
+            console.print(
+                f"[yellow]warning:[/] --resume: no complete checkpoint in {folder}; training from the start"
+            )
+        return None
+    return str(max(found)[1])
 
 
 # ---- outputs ---------------------------------------------------------------------------------------
