@@ -21,6 +21,7 @@ from sftlab.cli import (
     recipe_cmd,
     run_cmd,
     synth_cmd,
+    train_cmd,
     use_cmd,
 )
 from sftlab.errors import SftlabError
@@ -39,6 +40,8 @@ data_cmd.app.command("synth")(synth_cmd.synth)
 data_cmd.app.command("curate")(curate_cmd.curate)
 data_cmd.app.command("preview")(preview_cmd.preview)
 app.command("run")(run_cmd.run)
+app.command("train")(train_cmd.train)
+app.command("doctor")(train_cmd.doctor)
 app.command("eval")(eval_cmd.eval_command)
 app.command("generate")(model_cmd.generate)
 app.command("chat")(use_cmd.chat)
