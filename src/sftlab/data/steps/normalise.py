@@ -96,7 +96,8 @@ def clean_whitespace(text: str) -> str:
     >>> clean_whitespace("a   b  \n\n\n\n```\nx  =  1\n```  ")
     'a b\n\n```\nx  =  1\n```'
     """
-    parts = _FENCE.split(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    parts = _FENCE.split(text) if "```" in text else [text]
     for i in range(0, len(parts), 2):
         part = _INVISIBLE.sub("", parts[i])
         part = _INNER_SPACE.sub(" ", part)
@@ -224,6 +225,8 @@ class NormalizeStep(RecordStep):
 
     def _prose(self, text: str, edits: set[str]) -> str:
         """Prose edits, applied outside code fences."""
+        if "```" not in text:
+            return self._prose_part(text, edits)
         parts = _FENCE.split(text)
         for i in range(0, len(parts), 2):  # even parts are outside fences
             parts[i] = self._prose_part(parts[i], edits)
@@ -231,12 +234,13 @@ class NormalizeStep(RecordStep):
 
     def _prose_part(self, text: str, edits: set[str]) -> str:
         cfg = self.cfg
+        ascii_only = text.isascii()  # nothing to repair, normalise or unify in plain ASCII
         for kind, enabled, fn in (
-            ("unicode_repair", cfg.unicode_repair, repair_mojibake),
+            ("unicode_repair", cfg.unicode_repair and not ascii_only, repair_mojibake),
             ("html", cfg.strip_html, strip_html),
             (
                 "unicode_form",
-                cfg.unicode_form != "none",
+                cfg.unicode_form != "none" and not ascii_only,
                 lambda t: unicodedata.normalize(cfg.unicode_form, t),
             ),
             ("punctuation", cfg.punctuation != "none", lambda t: unify_punctuation(t, cfg.punctuation)),
