@@ -73,5 +73,10 @@ def doctor(
         for f in findings:
             table.add_row(f"[{colour[f.severity]}]{f.severity}[/]", f.code, f.why, f.fix)
         out.print(table)
-    if any(f.severity == "error" for f in findings):
-        raise typer.Exit(1)
+    errors = sum(f.severity == "error" for f in findings)
+    if errors:  # a SftlabError is how the CLI turns a user-fixable problem into exit code 1
+        from sftlab.errors import SftlabError
+
+        raise SftlabError(
+            f"doctor: {errors} error finding{'s' if errors > 1 else ''}; fix {'them' if errors > 1 else 'it'} before training"
+        )

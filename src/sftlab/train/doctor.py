@@ -138,17 +138,25 @@ def check_rendering(recipe: Recipe, records: Sequence[Record], tokenizer) -> lis
     resolve_template(tokenizer, recipe.render.template)
     cfg = recipe.render.model_copy(update={"truncation": "drop_turns", "on_empty_labels": "drop"})
     too_long = ends_trained = rendered = 0
+    render_errors: list[str] = []
     stop_ids = _stop_ids(tokenizer)
     for rec in conversations:
         n = len(tokenizer.apply_chat_template(_messages(rec), tokenize=True, return_dict=False))
         too_long += n > cfg.max_length
         try:
             sample = render_record(rec, tokenizer, cfg)
-        except RenderError:
+        except RenderError as err:
+            render_errors.append(str(err))
             continue
         rendered += 1
         trained = [x for x in sample.labels if x != -100]
         ends_trained += bool(trained) and trained[-1] in stop_ids
+    if render_errors:
+        out.append(Finding(
+            "error", "render_fails",
+            f"{len(render_errors)} of {len(conversations)} records cannot be rendered, for example: {render_errors[0]}",
+            "run sftlab data preview on the recipe to see the masks, and fix the template or the records",
+        ))  # fmt: skip
     share = too_long / len(conversations)
     if share > 0.05:
         out.append(Finding(
