@@ -134,3 +134,26 @@ def test_doctor_flags_untrained_template_embeddings(tiny_model_dir, healthy_mode
     assert "untrained_template_embeddings" not in _codes(
         load_recipe(None, [f"model.name={healthy_model}"]), recs, tokenizer
     )
+
+
+def test_shipped_accelerate_configs_load_and_point_at_existing_files():
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    root = Path(__file__).resolve().parents[1]
+    configs = sorted((root / "examples" / "accelerate").rglob("*.yaml"))
+    kinds = {}
+    for path in configs:
+        cfg = load_config_from_file(str(path))
+        kinds[path.stem] = cfg.distributed_type.value
+        ds_file = (cfg.deepspeed_config or {}).get("deepspeed_config_file")
+        if ds_file:
+            ds = json.loads((root / ds_file).read_text())
+            assert ds["gradient_accumulation_steps"] == "auto"  # the Trainer fills it from the recipe
+    assert kinds == {
+        "ddp": "MULTI_GPU",
+        "fsdp": "FSDP",
+        "deepspeed_zero2": "DEEPSPEED",
+        "deepspeed_zero3": "DEEPSPEED",
+    }

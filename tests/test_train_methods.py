@@ -103,7 +103,14 @@ def test_lora_overfits_and_reproduces_trained_answers(model64, tmp_path):
             "lora",
             ["training.lora.use_rslora=true", "training.lora.loraplus_lr_ratio=16", "training.lora.r=4"],
         ),
-        ("lora", ["training.lora.use_dora=true", "training.lora.target_modules=[q_proj, v_proj]"]),
+        (
+            "lora",
+            [
+                "training.lora.use_dora=true",
+                "training.lora.target_modules=[q_proj, v_proj]",
+                "training.gradient_checkpointing=true",
+            ],
+        ),
         ("lora", ["training.lora.init=pissa", "training.lora.r=4"]),
         ("prompt_tuning", ["training.prompt.num_virtual_tokens=4"]),
         ("p_tuning", ["training.prompt.num_virtual_tokens=4", "training.prompt.encoder_hidden_size=8"]),

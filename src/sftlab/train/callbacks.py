@@ -63,6 +63,7 @@ class RichProgress(TrainerCallback):
     def __init__(self):
         self.progress = None
         self.task = None
+        self.latest: dict[str, str] = {}  # the newest loss, tokens/s and eval loss, shown side by side
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
@@ -79,15 +80,14 @@ class RichProgress(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.progress is None or not logs:
             return
-        parts = []
-        if "loss" in logs:
-            parts.append(f"loss {logs['loss']:.4f}")
-        if "train_tokens_per_second" in logs:
-            parts.append(f"{logs['train_tokens_per_second']:,.0f} tok/s")
-        if "eval_loss" in logs:
-            parts.append(f"eval {logs['eval_loss']:.4f}")
-        if parts:
-            self.progress.update(self.task, info=" · ".join(parts))
+        for key, fmt in (
+            ("loss", "loss {:.4f}"),
+            ("train_tokens_per_second", "{:,.0f} tok/s"),
+            ("eval_loss", "eval {:.4f}"),
+        ):
+            if key in logs:
+                self.latest[key] = fmt.format(logs[key])
+        self.progress.update(self.task, info=" · ".join(self.latest.values()))
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.progress is not None:

@@ -311,6 +311,14 @@ def _build_ewc(recipe: Recipe, model, general: list[dict], collator):
             "training.ewc.lam > 0 needs general data for the Fisher estimate: set training.ewc.source or mark a "
             "data source with general: true"
         )
+    sharded = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true") or (
+        os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+    )
+    if sharded:
+        raise SftlabError(
+            "training.ewc needs every parameter whole on each process; it does not run under FSDP or DeepSpeed "
+            "ZeRO-3 (use DDP or ZeRO-2, or set training.ewc.lam: 0)"
+        )
     b = recipe.training.batch_size
     batches = (collator(general[i : i + b]) for i in range(0, len(general), b))
     ewc = build_ewc(model, batches, recipe.training.ewc.lam, recipe.training.ewc.fisher_batches)
