@@ -166,12 +166,18 @@ class NgramIndex:
         return len(template)
 
     def find(self, text: str) -> tuple[str, str] | None:
+        """``(eval set, eval text)`` of the first shared n-gram, or None."""
+        hit = self.find_gram(text)
+        return None if hit is None else hit[:2]
+
+    def find_gram(self, text: str) -> tuple[str, str, str] | None:
+        """``(eval set, eval text, the shared words)`` of the first shared n-gram, or None."""
         toks = words(text)
         for n, table in self.grams.items():
             for gram in zip(*(toks[k:] for k in range(n)), strict=False):
                 hit = table.get(hash(gram))
                 if hit is not None:
-                    return hit
+                    return (*hit, " ".join(gram))
         return None
 
     def __len__(self) -> int:
@@ -220,9 +226,10 @@ class DecontaminateStep(RecordStep):
 
     def process(self, record: Record) -> Decision:
         text = field_text(record, self.cfg.field)
-        hit = next((h for idx in self.indexes if (h := idx.find(text)) is not None), None)
+        hit = next((h for idx in self.indexes if (h := idx.find_gram(text)) is not None), None)
         if hit is None:
             return Decision(record)
         matches = self.details.setdefault("matches", {})
         matches[hit[0]] = matches.get(hit[0], 0) + 1
-        return Decision(record, "contaminated", f"{hit[0]}: {hit[1][:120]}")
+        # The shared words say more than the eval text's opening (often a shared instruction).
+        return Decision(record, "contaminated", f"{hit[0]}: “{hit[2]}” in “{hit[1][:80]}…”")
