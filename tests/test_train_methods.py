@@ -143,17 +143,31 @@ def test_every_method_trains_and_saves_a_loadable_model(method, extra, tiny_mode
     assert torch.isfinite(model(input_ids=ids).logits).all()
 
 
-def test_pissa_adapter_is_converted_back_to_plain_lora(tiny_model_dir, tmp_path):
-    """PiSSA rewrites the base; the saved adapter must apply to the untouched base and match the trained model."""
+def test_pissa_adapter_is_converted_back_to_plain_lora(tiny_model_dir, tokenizer, tmp_path):
+    """PiSSA rewrites the base; the saved adapter must reproduce the trained model on the *untouched* base."""
     from sftlab.models import load_model
+    from sftlab.recipe.sections.training import LoraSection, TrainingSection
+    from sftlab.testing import tiny_llama
+    from sftlab.train.methods import prepare_model
+    from sftlab.train.run import _save_pissa_init
 
-    run = tmp_path / "run"
-    recipe = _recipe(tiny_model_dir, run, "training.lora.init=pissa", "training.lora.r=4", "training.lr=1e-2")
-    run_training(recipe, _records(), [], run)
-    reloaded = load_model(str(run), device="cpu")
-    base = load_model(str(tiny_model_dir), device="cpu")
+    model = prepare_model(
+        tiny_llama(tokenizer), TrainingSection(method="lora", lora=LoraSection(init="pissa", r=4))
+    )
+    init_dir = _save_pissa_init(model, tmp_path)
+    with torch.no_grad():  # stands in for training: move every adapter weight
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.add_(torch.randn_like(p) * 0.05)
     ids = torch.tensor([[10, 20, 30, 40]])
-    assert not torch.allclose(reloaded(input_ids=ids).logits, base(input_ids=ids).logits, atol=1e-6)
+    expected = model.eval()(input_ids=ids).logits  # eval: no adapter dropout
+    out = tmp_path / "adapter"
+    model.save_pretrained(out, path_initial_model_for_weight_conversion=str(init_dir))
+    (out / "sftlab_base.json").write_text(json.dumps({"base_model": str(tiny_model_dir)}))
+    reloaded = load_model(str(out), device="cpu")
+    assert torch.allclose(reloaded(input_ids=ids).logits, expected, atol=1e-4)
+    base = load_model(str(tiny_model_dir), device="cpu")
+    assert not torch.allclose(base(input_ids=ids).logits, expected, atol=1e-4)
 
 
 def test_qlora_on_cpu_says_it_needs_cuda(tiny_model_dir, tmp_path):
