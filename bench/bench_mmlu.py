@@ -6,7 +6,8 @@ Three ways to score the same questions (zero-shot, letter scoring):
   forward pass with full logits (4 forwards per question), one at a time;
 - ``per-question``: ONE forward per question, the four letters read from the last
   position (``score_letters`` with batch size 1);
-- ``batched``: the same, several questions per forward (left padding, length-sorted).
+- ``batched``: the same, several questions per forward (left padding, length-sorted);
+- ``option_text batched``: each option's full text scored, the prompt's KV cache shared by its options.
 
     .venv/bin/python bench/bench_mmlu.py [--questions 32] [--naive 8] [--batch-size 8] [--threads 2]
 
@@ -54,7 +55,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("SFTLAB_PROGRESS", "0")
     from sftlab.evaluate.mmlu import load_mmlu, stratified_subset
-    from sftlab.evaluate.multiple_choice import build_prompt, grade, score_letters
+    from sftlab.evaluate.multiple_choice import build_prompt, grade, score_continuations, score_letters
     from sftlab.models import load_model, load_tokenizer
 
     tokenizer = load_tokenizer("smollm2-135m-instruct")
@@ -72,6 +73,11 @@ def main() -> None:
 
     batched, t_batched = timed(lambda: score_letters(model, tokenizer, prompts, batch_size=args.batch_size))
     single, t_single = timed(lambda: score_letters(model, tokenizer, prompts, batch_size=1))
+    _, t_text = timed(
+        lambda: score_continuations(
+            model, tokenizer, prompts, [q.options for q in questions], batch_size=args.batch_size
+        )
+    )
     n_naive = min(args.naive, len(prompts))
     naive, t_naive = timed(lambda: per_option_scores(model, tokenizer, prompts[:n_naive]))
 
@@ -87,6 +93,7 @@ def main() -> None:
         "q_per_s_batched": len(prompts) / t_batched,
         "q_per_s_per_question": len(prompts) / t_single,
         "q_per_s_per_option": n_naive / t_naive,
+        "q_per_s_option_text_batched": len(prompts) / t_text,
         "speedup_batched_vs_per_question": t_single / t_batched,
         "speedup_batched_vs_per_option": (t_naive / n_naive) / (t_batched / len(prompts)),
         "max_abs_diff_batched_vs_per_question": max_diff(batched, single),

@@ -89,11 +89,23 @@ def test_batched_letter_scores_equal_one_at_a_time(tiny_model, tokenizer, mmlu):
 def test_batched_option_text_scores_equal_one_at_a_time(tiny_model, tokenizer, mmlu):
     qs = _questions(mmlu, 4)
     prompts = [build_prompt(q) for q in qs]
-    batched = score_continuations(tiny_model, tokenizer, prompts, [q.options for q in qs], batch_size=16)
+    batched = score_continuations(tiny_model, tokenizer, prompts, [q.options for q in qs], batch_size=3)
     single = score_continuations(tiny_model, tokenizer, prompts, [q.options for q in qs], batch_size=1)
     for b, s in zip(batched, single, strict=True):
         assert b == pytest.approx(s, abs=1e-4)
     assert all(v < 0 for row in batched for v in row)
+    # the shared-prompt cache gives what scoring prompt + option as one sequence gives
+    import torch
+
+    q = qs[1]
+    context = tokenizer(prompts[1]).input_ids
+    for oi, opt in enumerate(q.options):
+        cont = tokenizer(" " + opt.strip(), add_special_tokens=False).input_ids
+        ids = torch.tensor([context + cont])
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_model(ids).logits[0, :-1], -1)
+        want = sum(float(logp[len(context) - 1 + j, t]) for j, t in enumerate(cont))
+        assert batched[1][oi] == pytest.approx(want, abs=1e-4)
 
 
 def test_evaluate_questions_grades_picks(tiny_model, tokenizer, tmp_path):

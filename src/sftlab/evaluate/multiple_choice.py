@@ -140,40 +140,70 @@ def score_continuations(
     batch_size: int = 8,
     description: str = "score",
 ) -> list[list[float]]:
-    """Summed log-probability of each option's text (`` `` + text) after its prompt, batched over all pairs."""
+    """Summed log-probability of each option's text (`` `` + text) after its prompt.
+
+    The prompt is run once per question and its KV cache shared by the options:
+    ``batch_size`` prompts go through together (left-padded), then the cache is
+    repeated once per option and all options of the batch run as one batch
+    (right-padded, positions continuing after each prompt)::
+
+        prompts  [pad pad p0 p1 p2]  -> cache, log p(first option token)
+        options  [a0 a1 pad] [b0 pad pad] ...  (attending to the cache)
+    """
     import torch
 
     limit = _context_limit(model)
-    pairs: list[tuple[int, int, list[int], int]] = []  # (question, option, ids, option length)
-    for qi, (prompt, opts) in enumerate(zip(prompts, options, strict=True)):
-        context = tokenizer(prompt, add_special_tokens=True).input_ids
-        for oi, opt in enumerate(opts):
-            cont = tokenizer(" " + opt.strip(), add_special_tokens=False).input_ids or [
-                tokenizer.eos_token_id
-            ]
-            ids = context + cont
-            if limit and len(ids) > limit:
-                ids = ids[-limit:]
-            pairs.append((qi, oi, ids, len(cont)))
-    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][2]))
+    contexts = [tokenizer(p, add_special_tokens=True).input_ids for p in prompts]
+    conts = [
+        [
+            tokenizer(" " + opt.strip(), add_special_tokens=False).input_ids or [tokenizer.eos_token_id]
+            for opt in opts
+        ]
+        for opts in options
+    ]
+    if limit:  # keep the end of an over-long prompt, leaving room for its longest option
+        contexts = [c[-(limit - max(map(len, o))) :] for c, o in zip(contexts, conts, strict=True)]
+    order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     scores = [[0.0] * len(opts) for opts in options]
     model.eval()
     with make_progress() as progress, torch.inference_mode():
-        task = progress.add_task(description, total=len(pairs), info="")
+        task = progress.add_task(description, total=len(contexts), info="")
         for start in range(0, len(order), batch_size):
-            chunk = [pairs[i] for i in order[start : start + batch_size]]
-            ids, mask, pos = left_pad([p[2] for p in chunk], pad_id, device)
-            width = max(p[3] for p in chunk)
-            # Only the last `width + 1` positions predict option tokens; skip the LM head elsewhere.
+            chunk = order[start : start + batch_size]
+            ids, mask, pos = left_pad([contexts[i] for i in chunk], pad_id, device)
+            first = model(
+                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
+            )
+            first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)
+            pairs = [(row, i, oi) for row, i in enumerate(chunk) for oi in range(len(conts[i]))]
+            cache = first.past_key_values
+            # Row r of the option batch continues prompt row pairs[r][0]: repeat the prompt's cache rows.
+            cache.batch_select_indices(torch.tensor([row for row, _, _ in pairs], device=device))
+            width = max(len(conts[i][oi]) for _, i, oi in pairs)
+            opt_ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+            opt_mask = torch.zeros((len(pairs), width), dtype=torch.long)
+            for r, (_, i, oi) in enumerate(pairs):
+                opt_ids[r, : len(conts[i][oi])] = torch.tensor(conts[i][oi])
+                opt_mask[r, : len(conts[i][oi])] = 1
+            rows = torch.tensor([row for row, _, _ in pairs], device=device)
+            full_mask = torch.cat([mask[rows], opt_mask.to(device)], dim=1)
+            positions = mask[rows].sum(-1, keepdim=True) + torch.arange(width, device=device)[None, :]
             logits = model(
-                input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=width + 1
+                input_ids=opt_ids.to(device),
+                attention_mask=full_mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
             ).logits
-            logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
-            for row, (qi, oi, _, n) in enumerate(chunk):
-                target = ids[row, -n:]
-                scores[qi][oi] = float(logp[row, -n:].gather(-1, target[:, None]).sum())
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for r, (row, i, oi) in enumerate(pairs):
+                tokens = conts[i][oi]
+                total = float(first_logp[row, tokens[0]])
+                for j in range(1, len(tokens)):
+                    total += float(logp[r, j - 1, tokens[j]])
+                scores[i][oi] = total
             progress.advance(task, len(chunk))
     return scores
 
