@@ -39,7 +39,9 @@ def test_early_stopping_keeps_the_best_checkpoint_and_logs_eval_per_source(tiny_
         "training.early_stopping_patience=1", "training.early_stopping_threshold=100",
     )  # fmt: skip
     train = [_conv(i, "alpha") for i in range(6)] + [_conv(i, "beta") for i in range(6)]
-    evals = [_conv(i, "alpha") for i in range(50, 53)] + [_conv(i, "beta") for i in range(50, 52)]
+    evals = [_conv(i, "alpha", task="x") for i in range(50, 53)] + [
+        _conv(i, "beta", task="y") for i in range(50, 52)
+    ]
     result = run_training(recipe, train, evals, run)
 
     assert result.steps == 4  # evaluations at steps 2 and 4, then stop
@@ -48,7 +50,10 @@ def test_early_stopping_keeps_the_best_checkpoint_and_logs_eval_per_source(tiny_
     rows = [json.loads(x) for x in (run / "train" / "metrics.jsonl").read_text().splitlines()]
     evals_logged = [r for r in rows if "eval_loss" in r]
     assert [r["step"] for r in evals_logged] == [2, 4]
-    assert {"eval_loss/alpha", "eval_loss/beta"} <= evals_logged[0].keys()
+    assert {"eval_loss/alpha", "eval_loss/beta", "eval_loss/task:x", "eval_loss/task:y"} <= evals_logged[
+        0
+    ].keys()
+    assert evals_logged[0]["eval_loss/alpha"] == evals_logged[0]["eval_loss/task:x"]  # same records here
     # the overall eval loss is the token mean over both sources, so it lies between them
     e = evals_logged[0]
     assert (

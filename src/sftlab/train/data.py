@@ -2,7 +2,7 @@
 
 Rendering itself (templates, masks, packing) lives in :mod:`sftlab.render`;
 this module only adapts its output to the Trainer and tags eval rows with their
-group (source or task) for per-group eval loss.
+group (source and task) for per-source and per-task eval loss.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ class SampleDataset(torch.utils.data.Dataset):
     """A list of samples, seen through ``indices`` (the mixing plan: repeats allowed)."""
 
     def __init__(
-        self, samples: Sequence[dict], indices: Sequence[int] | None = None, groups: list[str] | None = None
+        self,
+        samples: Sequence[dict],
+        indices: Sequence[int] | None = None,
+        groups: list[tuple[str, str]] | None = None,
     ):
         self.samples = samples
         self.indices = list(indices) if indices is not None else list(range(len(samples)))
@@ -73,9 +76,9 @@ class SampleDataset(torch.utils.data.Dataset):
         return out
 
 
-def group_of(sample: dict) -> str:
-    """Eval group of a sample: ``source`` (and ``/task`` when the source mixes tasks)."""
-    return sample.get("source") or "default"
+def group_of(sample: dict) -> tuple[str, str]:
+    """Eval group of a sample: its ``(source, task)``; eval loss is reported per source and per task."""
+    return (sample.get("source") or "default", sample.get("task") or "")
 
 
 class GroupCollator:

@@ -15,7 +15,7 @@ from transformers import Trainer
 from sftlab.train.loss import count_trained_tokens, per_row_loss, token_loss_sum
 
 GROUP_KEY = "sftlab_group"
-"""Batch key with each eval row's group index (source/task), stripped before the forward pass."""
+"""Batch key with each eval row's index into ``eval_groups`` ((source, task) pairs), stripped before the forward."""
 WEIGHTS_KEY = "loss_weights"
 
 
@@ -28,7 +28,7 @@ class SftTrainer(Trainer):
     def __init__(
         self,
         *args: Any,
-        eval_groups: list[str] | None = None,
+        eval_groups: list[tuple[str, str]] | None = None,
         loraplus_lr_ratio: float | None = None,
         ewc: Any = None,
         eval_data_collator: Any = None,
@@ -119,7 +119,7 @@ class SftTrainer(Trainer):
     def evaluate(
         self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
     ) -> dict[str, float]:
-        """Token-mean eval loss overall and per group (``eval_loss/<source or task>``)."""
+        """Token-mean eval loss overall, per source (``eval_loss/<source>``) and per task (``eval_loss/task:<task>``)."""
         loader = self.get_eval_dataloader(eval_dataset)
         model = self._wrap_model(self.model, training=False, dataloader=loader)
         model.eval()
@@ -141,10 +141,15 @@ class SftTrainer(Trainer):
                 groups.append(group.cpu())
         s, n, g = torch.cat(sums), torch.cat(counts), torch.cat(groups)
         metrics = {f"{metric_key_prefix}_loss": float(s.sum() / n.sum().clamp(min=1))}
-        for idx, name in enumerate(self.eval_groups):
-            sel = g == idx
-            if sel.any() and len(self.eval_groups) > 1:
-                metrics[f"{metric_key_prefix}_loss/{name}"] = float(s[sel].sum() / n[sel].sum().clamp(min=1))
+        for pos, prefix in ((0, ""), (1, "task:")):  # per source, then per task, when there is more than one
+            names = sorted({grp[pos] for grp in self.eval_groups})
+            if len(names) < 2:
+                continue
+            for name in names:
+                sel = torch.tensor([grp[pos] == name for grp in self.eval_groups])[g]
+                if sel.any():
+                    key = f"{metric_key_prefix}_loss/{prefix}{name or 'none'}"
+                    metrics[key] = float(s[sel].sum() / n[sel].sum().clamp(min=1))
         metrics[f"{metric_key_prefix}_tokens"] = int(n.sum())
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
