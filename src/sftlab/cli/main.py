@@ -15,6 +15,7 @@ from sftlab import __version__
 from sftlab.cli import (
     curate_cmd,
     data_cmd,
+    docs_cmd,
     eval_cmd,
     model_cmd,
     preview_cmd,
@@ -48,6 +49,7 @@ app.command("chat")(use_cmd.chat)
 app.command("export")(use_cmd.export)
 app.command("serve")(use_cmd.serve)
 app.command("estimate")(use_cmd.estimate)
+app.command("docs")(docs_cmd.docs)
 
 
 def _version(value: bool) -> None:
