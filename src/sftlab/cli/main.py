@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     _quiet_libraries()
     try:
-        app(args=argv, prog_name="sftlab", standalone_mode=False)
+        # In non-standalone mode click returns typer.Exit's code instead of raising it.
+        code = app(args=argv, prog_name="sftlab", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     except SftlabError as err:
         typer.echo(f"error: {err}", err=True)
         return err.exit_code
