@@ -29,7 +29,7 @@ def curate(
     if not r.data.sources:
         raise DataError(f"{recipe}: data.sources is empty; add at least one source (path: data.jsonl)")
     out_dir = Path(out) if out else Path(r.output_dir) / "curation"
-    steps = build_steps(r.curation.steps) if r.curation.enabled else []
+    steps = build_steps(r.curation.steps, model=r.model.name) if r.curation.enabled else []
     skip = r.data.on_error == "skip"
     records = itertools.chain.from_iterable(
         read_source(

@@ -115,7 +115,7 @@ def _curate(ctx: RunContext) -> dict[str, Any]:
     from sftlab.data.steps.registry import build_steps
 
     recipe = ctx.recipe
-    steps = build_steps(recipe.curation.steps) if recipe.curation.enabled else []
+    steps = build_steps(recipe.curation.steps, model=recipe.model.name) if recipe.curation.enabled else []
     result = curate(
         read_raw(recipe, ctx.curation_dir), steps, ctx.curation_dir, title=f"Curation · {recipe.name}"
     )
