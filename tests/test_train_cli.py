@@ -14,6 +14,15 @@ from sftlab.recipe import load_recipe
 from sftlab.train.doctor import doctor
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU a second spinning thread costs more than it gives."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _write_jsonl(path, n, prefix):
     rows = [
         {

@@ -16,6 +16,15 @@ from sftlab.train.mixing import plan_mixture
 from sftlab.train.split import stratified_split
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU a second spinning thread costs more than it gives."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _conv(i: int, source: str, task: str | None = None) -> Conversation:
     return Conversation(
         turns=[Turn("user", f"{source} question {i}?"), Turn("assistant", f"{source} answer {i * 7}")],

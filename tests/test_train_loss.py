@@ -17,6 +17,15 @@ import torch
 from sftlab.train.loss import IGNORE_INDEX, count_trained_tokens, token_loss_sum
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU a second spinning thread costs more than it gives."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_step(out: str, batch: int, accum: int) -> None:
     """One SGD step of the SftTrainer on a tiny model; rank 0 writes the weights to ``out/after.safetensors``.
 

@@ -13,6 +13,16 @@ from sftlab.errors import SftlabError
 from sftlab.recipe import load_recipe
 from sftlab.train import run_training
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU a second spinning thread costs more than it gives."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 QA = [
     ("Capital of France?", "Paris"),
     ("Color of the sky?", "Blue sky"),
@@ -198,3 +208,33 @@ def test_qlora_trains_on_gpu(tiny_model_dir, tmp_path):
     recipe = _recipe(tiny_model_dir, run, "training.method=qlora", "training.lr=1e-2")
     result = run_training(recipe, _records(), [], run)
     assert result.steps == 2 and (run / "final" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_lora_on_the_embedded_135m_model_lowers_eval_loss(tmp_path):
+    """The real path: embedded SmolLM2-135M-Instruct, its own chat template, LoRA, eval and best checkpoint."""
+    run = tmp_path / "run"
+    recipe = load_recipe(
+        None,
+        [f"output_dir={run}", "render.max_length=64", "training.batch_size=2", "training.max_steps=4",
+         "training.eval_steps=2", "training.warmup_ratio=0"],
+    )  # fmt: skip
+    train = [
+        Conversation(
+            turns=[Turn("user", f"What is {i}+{i}?"), Turn("assistant", f"{2 * i}")], meta=Meta(source="m")
+        )
+        for i in range(8)
+    ]
+    evals = [
+        Conversation(
+            turns=[Turn("user", f"What is {i}+{i}?"), Turn("assistant", f"{2 * i}")], meta=Meta(source="m")
+        )
+        for i in range(20, 23)
+    ]
+    result = run_training(recipe, train, evals, run)
+    rows = [json.loads(x) for x in result.metrics_path.read_text().splitlines()]
+    eval_losses = [r["eval_loss"] for r in rows if "eval_loss" in r]
+    assert len(eval_losses) == 2 and eval_losses[1] < eval_losses[0]
+    assert json.loads((run / "final" / "sftlab_base.json").read_text()) == {
+        "base_model": "smollm2-135m-instruct"
+    }

@@ -10,12 +10,23 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from sftlab.data.record import Conversation, Meta, Turn
 from sftlab.recipe import load_recipe
 from sftlab.train import run_training
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU a second spinning thread costs more than it gives."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 COMPARED = ("loss", "grad_norm", "learning_rate", "eval_loss", "num_input_tokens_seen")
 
@@ -51,6 +62,7 @@ from transformers import TrainerCallback
 from sftlab.data.record import record_from_dict
 from sftlab.recipe import load_recipe
 from sftlab.train import run_training
+
 
 class Slow(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):

@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,10 @@ def fit(
             f"{precision}" + (f", resuming from {checkpoint}" if checkpoint else "")
         )
     started = time.time()
-    output = trainer.train(resume_from_checkpoint=checkpoint)
+    with warnings.catch_warnings():
+        # Checkpoints hold the PiSSA-form adapter (right for resuming); final/ is converted to plain LoRA.
+        warnings.filterwarnings("ignore", message="PiSSA changes the base weights")
+        output = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.time() - started
 
     # ---- save
