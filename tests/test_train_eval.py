@@ -133,6 +133,15 @@ def test_pretraining_on_plain_text_trains_every_token(tiny_model_dir, tmp_path):
     summary = result.summary
     assert summary["stage"] == "pretrain"
     assert summary["render"]["trained_token_share"] > 0.9
+    # asked for explicitly, pre-training trains the prompt tokens of conversations as well
+    run2 = tmp_path / "run2"
+    convs = [_conv(i, "chat") for i in range(6)]
+    sft = run_training(_recipe(tiny_model_dir, run2, "training.max_steps=1"), convs, [], run2).summary
+    pre = run_training(
+        _recipe(tiny_model_dir, run2, "training.max_steps=1", "training.stage=pretrain"), convs, [], run2
+    )
+    assert sft["stage"] == "sft" and pre.summary["stage"] == "pretrain"
+    assert pre.summary["render"]["trained_token_share"] > 0.9 > sft["render"]["trained_token_share"]
 
 
 def _weighted_drift(model_dir, tokenizer, general, final_weights) -> tuple[float, float]:
