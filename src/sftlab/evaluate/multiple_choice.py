@@ -178,16 +178,15 @@ def score_continuations(
             )
             first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)
             pairs = [(row, i, oi) for row, i in enumerate(chunk) for oi in range(len(conts[i]))]
+            rows = torch.tensor([row for row, _, _ in pairs], device=device)
             cache = first.past_key_values
-            # Row r of the option batch continues prompt row pairs[r][0]: repeat the prompt's cache rows.
-            cache.batch_select_indices(torch.tensor([row for row, _, _ in pairs], device=device))
+            cache.batch_select_indices(rows)  # option r continues prompt row rows[r]: repeat its cache rows
             width = max(len(conts[i][oi]) for _, i, oi in pairs)
             opt_ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
             opt_mask = torch.zeros((len(pairs), width), dtype=torch.long)
             for r, (_, i, oi) in enumerate(pairs):
                 opt_ids[r, : len(conts[i][oi])] = torch.tensor(conts[i][oi])
                 opt_mask[r, : len(conts[i][oi])] = 1
-            rows = torch.tensor([row for row, _, _ in pairs], device=device)
             full_mask = torch.cat([mask[rows], opt_mask.to(device)], dim=1)
             positions = mask[rows].sum(-1, keepdim=True) + torch.arange(width, device=device)[None, :]
             logits = model(

@@ -67,6 +67,10 @@ def run_evaluation(
     custom = load_custom_metric(cfg.custom_metric) if cfg.custom_metric else None
     benchmarks = recipe_benchmarks(recipe)
     icl = IclPrompter(train_records or [], cfg.icl_k, recipe.seed) if cfg.icl_k and train_records else None
+    if cfg.icl_k and icl is None:
+        console.print(
+            "[yellow]warning:[/] evaluation.icl_k is set but no training records were given; no base+icl row"
+        )
 
     results: dict[str, dict[str, Any]] = {}
     bad: list[dict] = []
