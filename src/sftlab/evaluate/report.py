@@ -26,6 +26,12 @@ def write_html(report: dict[str, Any], path: str | Path, *, bad_cases: Sequence[
         f"Evaluation — {report['name']}",
         f"{report['eval_samples']} eval samples, models: " + ", ".join(report["models"]),
     )
+    add_sections(page, report, bad_cases=bad_cases)
+    return page.save(path)
+
+
+def add_sections(page: HtmlReport, report: dict[str, Any], *, bad_cases: Sequence[dict] = ()) -> HtmlReport:
+    """Append the evaluation sections to ``page`` (also used by the ``sftlab run`` report)."""
     _summary(page, report)
     _task_table(page, report)
     _confusion(page, report)
@@ -34,7 +40,7 @@ def write_html(report: dict[str, Any], path: str | Path, *, bad_cases: Sequence[
     _worst_loss(page, report)
     _bad_cases(page, report, bad_cases)
     _sweep(page, report)
-    return page.save(path)
+    return page
 
 
 def _summary(page: HtmlReport, report: dict[str, Any]) -> None:
