@@ -69,15 +69,11 @@ OPENERS = ["Hi,", "Hello team,", "Dear support,", "Hey there,", "Good morning,",
 CLOSERS = ["Thanks!", "Regards, Sam", "Best, Priya", "Cheers, Tom", "Thank you in advance.", "Kind regards, Lena", ""]
 
 TICKET_PROMPT = (
-    "Extract the fields of this support ticket as JSON with exactly these keys: "
-    '"category" (one of billing, technical, account, feature_request), '
-    '"priority" (one of low, medium, high) and "product".\n\nTicket: {ticket}'
+    "Ticket to JSON with keys category (billing|technical|account|feature_request), "
+    "priority (low|medium|high), product.\nTicket: {ticket}"
 )
 
-REVIEW_PROMPT = (
-    "Classify the customer review as positive, negative or mixed (mixed = it both praises and complains). "
-    "Answer with the label only.\n\nReview: {review}"
-)
+REVIEW_PROMPT = "Label the review: positive, negative or mixed (praise and complaint). Label only.\nReview: {review}"
 GOOD = ["the setup took five minutes", "support answered within an hour", "the dashboard is clear and fast",
         "the price is fair for what you get", "sync has been rock solid", "the mobile app is a joy to use",
         "exports work perfectly", "the documentation is excellent"]
@@ -249,7 +245,7 @@ def plant_defects(rows: list[dict]) -> list[dict]:
     return out
 
 
-def build_eval(n_tickets: int = 36, n_reviews: int = 24, exclude: set[str] = frozenset()) -> list[dict]:
+def build_eval(n_tickets: int = 20, n_reviews: int = 16, exclude: set[str] = frozenset()) -> list[dict]:
     rows = []
     while len([r for r in rows if r["task"] == "ticket_json"]) < n_tickets:
         text, fields = ticket()
