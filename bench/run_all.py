@@ -12,8 +12,17 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ["bench_convert", "bench_packing", "bench_tokenize", "bench_minhash", "bench_rouge", "bench_mmlu",
-         "bench_ifd", "bench_curate_1m"]
+ORDER = [
+    "bench_convert",
+    "bench_packing",
+    "bench_tokenize",
+    "bench_minhash",
+    "bench_rouge",
+    "bench_mmlu",
+    "bench_ifd",
+    "bench_curate_1m",
+    "bench_train",
+]
 
 
 def main(names: list[str]) -> int:

@@ -198,6 +198,7 @@ def test_normalize_punctuation_modes():
         ("compact", "fenced", 'Result:\n```json\n{"a":1,"b":[1,2]}\n```'),
         ("indent", "bare", 'Result:\n{\n  "a": 1,\n  "b": [\n    1,\n    2\n  ]\n}'),
         ("compact", "bare", 'Result:\n{"a":1,"b":[1,2]}'),
+        ("line", "bare", 'Result:\n{"a": 1, "b": [1, 2]}'),
     ],
 )
 def test_normalize_one_json_style_everywhere(style, fence, expected):

@@ -200,3 +200,25 @@ def test_padding_collator_labels_come_from_mask_not_pad(tokenizer):
     assert batch["input_ids"].shape == (2, 8)
     assert batch["labels"][0].tolist() == [IGNORE_INDEX, 2, eos] + [IGNORE_INDEX] * 5
     assert batch["attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+
+
+def test_epoch_packed_rows_hold_every_planned_sample_once_and_collate_row_by_row(tokenizer):
+    """Epoch-level packing: one dataset item is one row; repeats in the plan are packed as often as planned."""
+    from sftlab.train.data import PackedDataset
+
+    samples = make_samples(30, len(tokenizer), seed=3)
+    plan = list(range(30)) + [0, 1, 2]  # a mixing plan may repeat samples
+    ds = PackedDataset(samples, plan, MAX_LEN)
+    packed = sorted(tuple(s["input_ids"]) for i in range(len(ds)) for s in ds[i]["pack"])
+    assert packed == sorted(tuple(samples[i]["input_ids"]) for i in plan)
+    assert all(sum(len(s["input_ids"]) for s in ds[i]["pack"]) <= MAX_LEN for i in range(len(ds)))
+    assert len(ds) < len(plan) / 2  # rows, not samples: the batch size now counts rows
+    assert "full on average" in ds.describe()
+
+    batch = PackedCollator(MAX_LEN, tokenizer.pad_token_id)([ds[0], ds[1]])
+    assert batch["input_ids"].shape[0] == 2
+    for r in range(2):
+        row = ds[r]["pack"]
+        n = sum(len(s["input_ids"]) for s in row)
+        assert batch["input_ids"][r, :n].tolist() == [t for s in row for t in s["input_ids"]]
+        assert (batch["position_ids"][r, :n] == 0).sum() == len(row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (used by the console script and tests)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # peft reads a property transformers 5 deprecated; the warning is theirs, not the user's to act on.
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
     _quiet_libraries()
     try:
         # In non-standalone mode click returns typer.Exit's code instead of raising it.

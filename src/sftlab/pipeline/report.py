@@ -71,8 +71,9 @@ def headline(data: dict[str, Any]) -> dict[str, Any]:
         if icl and metric(icl) is not None:
             out[f"{primary}: base + in-context examples"] = f"{metric(icl):.3f}"
         for verdict in (ev.get("retention") or {}).values():
+            delta = verdict["tuned"] - verdict["base"]
             out[f"{verdict['benchmark']}: base → fine-tuned"] = (
-                f"{verdict['base']:.3f} → {verdict['score']:.3f} ({verdict['delta'] * 100:+.1f} pts, {verdict['status']})"
+                f"{verdict['base']:.3f} → {verdict['tuned']:.3f} ({delta * 100:+.1f} pts, {verdict['status']})"
             )
     return out
 

@@ -171,7 +171,14 @@ def _train(ctx: RunContext) -> dict[str, Any]:
     train, held = _split(ctx)
     general = general_sources(ctx.recipe)
     general_records = [r for r in train if r.meta.source in general]
-    resume = (ctx.run_dir / "checkpoints").is_dir() and any((ctx.run_dir / "checkpoints").iterdir())
+    # Resume only checkpoints of an interrupted run of these same inputs; others are cleared by run_training.
+    has_checkpoints = (ctx.run_dir / "checkpoints").is_dir() and any((ctx.run_dir / "checkpoints").iterdir())
+    resume = has_checkpoints and state.started_with(ctx.run_dir, "train") == ctx.fingerprints["train"]
+    if has_checkpoints and not resume:
+        console.print(
+            "[dim]checkpoints in the run folder come from other inputs: training from the start[/dim]"
+        )
+    state.mark_started(ctx.run_dir, "train", ctx.fingerprints["train"])
     result = run_training(
         ctx.recipe, train, held, ctx.run_dir, resume=resume, general_records=general_records or None
     )

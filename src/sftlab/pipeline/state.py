@@ -42,3 +42,20 @@ def clear_from(run_dir: Path, stages: list[str]) -> None:
     """Forget completion of ``stages`` (``--from``): they and everything after run again."""
     for stage in stages:
         marker_path(run_dir, stage).unlink(missing_ok=True)
+
+
+def started_path(run_dir: Path, stage: str) -> Path:
+    return run_dir / ".sftlab" / "stages" / f"{stage}.started"
+
+
+def mark_started(run_dir: Path, stage: str, fingerprint: str) -> None:
+    """Record which inputs a stage began with, so that a later run resumes only its own partial work."""
+    write_json(started_path(run_dir, stage), {"stage": stage, "fingerprint": fingerprint})
+
+
+def started_with(run_dir: Path, stage: str) -> str | None:
+    """The fingerprint a stage last began with (``None`` if never, or unreadable)."""
+    try:
+        return json.loads(started_path(run_dir, stage).read_text())["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        return None

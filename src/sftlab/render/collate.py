@@ -4,7 +4,9 @@ Sample dicts are ``{"input_ids": [...], "labels": [...], "weights": [...]?}``
 (see :meth:`RenderedSample.features`). Labels are unshifted; the model shifts them.
 
 Packing (:class:`PackedCollator`) puts several samples in one row and makes sure no
-token sees another sample::
+token sees another sample. Rows come packed over the whole epoch (features of the
+form ``{"pack": [sample, ...]}``, see :func:`sftlab.render.pack.pack_samples`), or, given
+plain samples, the collator packs the batch itself::
 
     row     a a a b b p      (p = padding)
     pos     0 1 2 0 1 0      position ids restart per sample
@@ -15,6 +17,7 @@ token sees another sample::
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal
 
 from sftlab.render.labels import IGNORE_INDEX
@@ -95,10 +98,18 @@ class PackedCollator:
             return [list(range(len(samples)))]
         return pack_samples([len(s["input_ids"]) for s in samples], self.max_length)
 
-    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        rows = self.rows(samples)
+        if features and "pack" in features[0]:  # rows packed ahead of time: one feature, one row
+            samples = [s for f in features for s in f["pack"]]
+            bounds = [0, *itertools.accumulate(len(f["pack"]) for f in features)]
+            rows = [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
+            if self.attention == "flash":
+                rows = [list(range(len(samples)))]
+        else:
+            samples = features
+            rows = self.rows(samples)
         lengths = [sum(len(samples[i]["input_ids"]) for i in row) for row in rows]
         width = _round_up(max(lengths), self.pad_to_multiple_of)
         if self.attention == "flash":

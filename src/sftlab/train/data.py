@@ -68,12 +68,46 @@ class SampleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         s = self.samples[self.indices[i]]
-        out: dict[str, Any] = {"input_ids": s["input_ids"], "labels": s["labels"]}
-        if s.get("weights") is not None:
-            out["weights"] = s["weights"]
+        out = _trainer_view(s)
         if self.groups:
             out[GROUP_KEY] = self.groups.get(group_of(s), 0)
         return out
+
+
+class PackedDataset(torch.utils.data.Dataset):
+    """An epoch's samples packed into rows of at most ``max_length`` tokens (best-fit decreasing).
+
+    One item is one row, ``{"pack": [sample, ...]}``, so the batch size counts rows, as in
+    other trainers; packing over the epoch rather than per batch leaves almost no padding.
+    """
+
+    def __init__(self, samples: Sequence[dict], indices: Sequence[int], max_length: int):
+        from sftlab.render.pack import pack_samples
+
+        self.samples = samples
+        self.max_length = max_length
+        order = list(indices)
+        bins = pack_samples([len(samples[i]["input_ids"]) for i in order], max_length)
+        self.rows = [[order[j] for j in row] for row in bins]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def describe(self) -> str:
+        """``"R rows of <= L tokens, x% full on average"`` for the training log."""
+        tokens = sum(len(self.samples[j]["input_ids"]) for row in self.rows for j in row)
+        full = tokens / max(1, len(self.rows) * self.max_length)
+        return f"{len(self.rows):,} rows of <= {self.max_length} tokens, {100 * full:.1f}% full on average"
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"pack": [_trainer_view(self.samples[j]) for j in self.rows[i]]}
+
+
+def _trainer_view(s: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {"input_ids": s["input_ids"], "labels": s["labels"]}
+    if s.get("weights") is not None:
+        out["weights"] = s["weights"]
+    return out
 
 
 def group_of(sample: dict) -> tuple[str, str]:

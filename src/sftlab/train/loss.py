@@ -49,14 +49,3 @@ def token_loss_sum(
     if weights is not None:
         per_token = per_token * weights[..., 1:].reshape(-1).to(per_token)
     return per_token.sum(), (shift_labels != IGNORE_INDEX).sum()
-
-
-def per_row_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row summed loss and trained-token counts (for per-source evaluation)."""
-    shift_logits = logits[..., :-1, :].float()
-    shift_labels = labels[..., 1:].to(shift_logits.device)
-    per_token = F.cross_entropy(
-        shift_logits.transpose(1, 2), shift_labels, ignore_index=IGNORE_INDEX, reduction="none"
-    )
-    mask = shift_labels != IGNORE_INDEX
-    return (per_token * mask).sum(-1), mask.sum(-1)

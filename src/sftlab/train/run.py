@@ -32,7 +32,7 @@ from sftlab.models.resolve import BASE_MODEL_FILE, RUN_FINAL
 from sftlab.recipe.schema import Recipe
 from sftlab.train import callbacks as cb
 from sftlab.train.curves import plot_loss_curve
-from sftlab.train.data import SampleDataset, eval_collator, group_of, tokenize, train_collator
+from sftlab.train.data import PackedDataset, SampleDataset, eval_collator, group_of, tokenize, train_collator
 from sftlab.train.defaults import eval_interval, learning_rate
 from sftlab.train.methods import prepare_model, trainable_summary
 from sftlab.train.mixing import MixPlan, plan_mixture
@@ -136,7 +136,15 @@ def fit(
     if main:
         console.print(f"[bold]sampling plan[/] (per epoch, {stage}):\n{plan.table()}")
     groups = sorted({group_of(s) for s in evals})
-    train_ds = SampleDataset(train, plan.indices)
+    packing = recipe.render.packing or stage == "pretrain"
+    if t.method in ("prompt_tuning", "p_tuning"):
+        packing = False  # a soft prompt is prepended once per row, so rows must be single samples
+    if packing:
+        train_ds = PackedDataset(train, plan.indices, recipe.render.max_length)
+        if main:
+            console.print(f"packed {len(plan.indices):,} samples into {train_ds.describe()}")
+    else:
+        train_ds = SampleDataset(train, plan.indices)
     eval_ds = SampleDataset(evals, groups=groups) if evals else None
 
     # ---- model
@@ -147,9 +155,6 @@ def fit(
         _save_pissa_init(model, run_dir) if t.method in ("lora", "qlora") and t.lora.init == "pissa" else None
     )
     n_train, n_all = trainable_summary(model)
-    packing = recipe.render.packing or stage == "pretrain"
-    if t.method in ("prompt_tuning", "p_tuning"):
-        packing = False  # a soft prompt is prepended once per row, so rows must be single samples
     collator = train_collator(
         tokenizer, recipe.render, packing, getattr(model.config, "_attn_implementation", None)
     )

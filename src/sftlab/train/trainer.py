@@ -12,7 +12,9 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from sftlab.train.loss import count_trained_tokens, per_row_loss, token_loss_sum
+from sftlab.render.labels import IGNORE_INDEX
+from sftlab.train.fused_ce import HeadSelector, linear_cross_entropy, token_losses, trained_positions
+from sftlab.train.loss import count_trained_tokens, token_loss_sum
 
 GROUP_KEY = "sftlab_group"
 """Batch key with each eval row's index into ``eval_groups`` ((source, task) pairs), stripped before the forward."""
@@ -39,6 +41,7 @@ class SftTrainer(Trainer):
         self.eval_groups = eval_groups or []
         self.loraplus_lr_ratio = loraplus_lr_ratio
         self.ewc = ewc
+        self._selector: HeadSelector | None = None
 
     # ---- training loss -------------------------------------------------------------------------
 
@@ -64,8 +67,12 @@ class SftTrainer(Trainer):
         labels = inputs.pop("labels")
         weights = inputs.pop(WEIGHTS_KEY, None)
         inputs.pop(GROUP_KEY, None)
-        outputs = model(**inputs)
-        loss_sum, n_local = token_loss_sum(_text_logits(outputs.logits, labels), labels, weights)
+        if return_outputs:  # callers that want the logits get the plain full-vocabulary path
+            outputs = model(**inputs)
+            loss_sum, n_local = token_loss_sum(_text_logits(outputs.logits, labels), labels, weights)
+        else:
+            outputs = None
+            loss_sum, n_local = self._trained_token_loss(model, inputs, labels, weights)
         if num_items_in_batch is None:  # outside a training step: a plain local token mean
             loss = loss_sum / n_local.clamp(min=1)
         else:
@@ -77,6 +84,36 @@ class SftTrainer(Trainer):
             # The penalty belongs once per optimizer step: spread it over the accumulated micro-batches.
             loss = loss + self.ewc.penalty(model) / self.current_gradient_accumulation_steps
         return (loss, outputs) if return_outputs else loss
+
+    def _trained_token_loss(self, model, inputs, labels, weights) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss over trained positions only: the output layer never sees prompt or padding positions."""
+        keep, targets = trained_positions(labels)
+        selector = self._head_selector(model)
+        with selector.select(keep):
+            outputs = model(**inputs, use_cache=False)
+        device = outputs.logits.device
+        targets = targets.to(device)
+        token_w = weights[:, 1:][labels[:, 1:] != IGNORE_INDEX].to(device) if weights is not None else None
+        if selector.capture:
+            head = selector.head
+            loss_sum = linear_cross_entropy(
+                selector.hidden, head.weight, targets, bias=head.bias, token_weights=token_w
+            )
+        else:  # the output layer computed the [N, V] logits itself (sharded weights, soft-capping)
+            per_token = torch.nn.functional.cross_entropy(outputs.logits.float(), targets, reduction="none")
+            loss_sum = (per_token * token_w).sum() if token_w is not None else per_token.sum()
+        return loss_sum, torch.as_tensor(targets.numel(), device=device)
+
+    def _head_selector(self, model) -> HeadSelector:
+        if self._selector is None:
+            config = getattr(getattr(model, "module", model), "config", None)
+            capture = not (
+                self.is_fsdp_enabled
+                or self.is_deepspeed_enabled
+                or getattr(config, "final_logit_softcapping", None)
+            )
+            self._selector = HeadSelector(model, capture=capture)
+        return self._selector
 
     # ---- optimizer (LoRA+) ---------------------------------------------------------------------
 
@@ -131,8 +168,7 @@ class SftTrainer(Trainer):
                 labels = batch.pop("labels")
                 batch.pop(WEIGHTS_KEY, None)
                 with self.compute_loss_context_manager():
-                    logits = model(**batch).logits
-                row_sum, row_n = per_row_loss(_text_logits(logits, labels), labels)
+                    row_sum, row_n = self._per_row_loss(model, batch, labels)
                 if group is None:
                     group = torch.zeros_like(row_n)
                 row_sum, row_n, group = self.accelerator.gather_for_metrics((row_sum, row_n, group))
@@ -154,6 +190,24 @@ class SftTrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+    def _per_row_loss(self, model, batch, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss and trained-token count of each row, from the trained positions only."""
+        keep, targets = trained_positions(labels)
+        selector = self._head_selector(model)
+        with selector.select(keep):
+            outputs = model(**batch, use_cache=False)
+        device = outputs.logits.device
+        targets = targets.to(device)
+        if selector.capture:
+            head = selector.head
+            losses = token_losses(selector.hidden, head.weight, targets, bias=head.bias)
+        else:
+            losses = torch.nn.functional.cross_entropy(outputs.logits.float(), targets, reduction="none")
+        keep = keep.to(device)
+        rows = keep.nonzero()[:, 0]
+        row_sum = torch.zeros(keep.size(0), dtype=torch.float32, device=device).index_add_(0, rows, losses)
+        return row_sum, keep.sum(-1)
 
 
 def _text_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -156,6 +156,8 @@ _DECODER = json.JSONDecoder()
 def _dump(obj: object, style: str) -> str:
     if style == "indent":
         return json.dumps(obj, ensure_ascii=False, indent=2)
+    if style == "line":
+        return json.dumps(obj, ensure_ascii=False)
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 

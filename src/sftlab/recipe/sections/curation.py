@@ -45,8 +45,8 @@ class NormalizeConfig(StepBase):
     """Collapse runs of spaces/tabs, trim lines, keep at most one blank line (code fences untouched)."""
     punctuation: Literal["none", "halfwidth", "fullwidth_for_cjk"] = "none"
     """``halfwidth`` maps full-width punctuation to ASCII; ``fullwidth_for_cjk`` uses full-width punctuation next to CJK text and ASCII elsewhere."""
-    json_style: Literal["keep", "compact", "indent"] = "keep"
-    """Re-serialise every JSON object/array in assistant answers on one line (``compact``) or indented by 2 (``indent``)."""
+    json_style: Literal["keep", "compact", "line", "indent"] = "keep"
+    """Re-serialise every JSON object/array in assistant answers: one line without spaces (``compact``), one line with a space after ``,`` and ``:`` (``line``), or indented by 2 (``indent``)."""
     json_fence: Literal["keep", "fenced", "bare"] = "keep"
     """Put JSON answers in a ```` ```json ```` fence, or take them out of it."""
 

@@ -21,7 +21,7 @@ class RenderSection(Section):
     truncation: Literal["drop_turns", "drop_record"] = "drop_turns"
     """Over-long records: drop whole trailing turns (the system prompt is kept), or drop the record."""
     packing: bool = True
-    """Pack samples into ``max_length`` bins (best-fit decreasing) without attention across samples."""
+    """Pack each epoch's samples into rows of ``max_length`` tokens (best-fit decreasing), with no attention across samples; ``training.batch_size`` then counts rows."""
     group_by_length: bool = True
     """When not packing: batch samples of similar length to cut padding."""
     num_proc: int = Field(default=1, ge=1)
