@@ -17,7 +17,9 @@ conversations with explanations of varied length; the loss is on the answer only
 
 TRL lives in its own environment (``bench/.venv-trl``, created here on first use with the
 same pinned torch). Throughput is non-padding tokens per second over the steps after the
-first; "final loss" is the mean training loss of the last 3 steps.
+first. Each trained adapter is then scored by the same code on 32 held-out conversations
+(token-mean loss on the answers): that is the "equal final loss" check. The training loss
+of the last 3 steps is shown too, but packed rows differ between the tools, so it is noisy.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ TRL_VENV = HERE / ".venv-trl"
 TORCH_VERSION = "2.13.0"
 
 
-def build_data(out_dir: Path, n: int, max_length: int, seed: int = 0) -> tuple[Path, Path]:
-    """The same conversations as sftlab messages and as TRL prompt/completion rows."""
+def build_data(
+    out_dir: Path, n: int, max_length: int, held_out: int = 32, seed: int = 0
+) -> tuple[Path, Path, Path]:
+    """The same conversations as sftlab messages and as TRL prompt/completion rows, plus held-out messages."""
     import random
 
     from sftlab.evaluate.mmlu import load_mmlu
@@ -65,13 +69,30 @@ def build_data(out_dir: Path, n: int, max_length: int, seed: int = 0) -> tuple[P
             continue
         messages_rows.append({"messages": convo})
         trl_rows.append({"prompt": convo[:1], "completion": convo[1:]})
-        if len(messages_rows) == n:
+        if len(messages_rows) == n + held_out:
             break
     out_dir.mkdir(parents=True, exist_ok=True)
     ours, theirs = out_dir / "train_messages.jsonl", out_dir / "train_prompt_completion.jsonl"
-    for path, rows in ((ours, messages_rows), (theirs, trl_rows)):
+    held = out_dir / "held_out_messages.jsonl"
+    for path, rows in ((ours, messages_rows[:n]), (theirs, trl_rows[:n]), (held, messages_rows[n:])):
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return ours, theirs
+    return ours, theirs, held
+
+
+def held_out_loss(model_dir: str, adapter_dir: Path, held: Path) -> float:
+    """Token-mean loss of the trained adapter on held-out conversations, computed the same way for every row."""
+    import torch
+    from peft import PeftModel
+
+    from sftlab.data.io import read_records
+    from sftlab.evaluate.loss import per_sample_loss
+    from sftlab.models import load_model, load_tokenizer
+
+    tok = load_tokenizer(model_dir)
+    model = PeftModel.from_pretrained(load_model(model_dir, dtype="float32", device="cpu"), str(adapter_dir))
+    losses, _ = per_sample_loss(model, tok, list(read_records(held)))
+    with torch.no_grad():
+        return sum(x.loss * x.tokens for x in losses) / sum(x.tokens for x in losses)
 
 
 def trl_python() -> Path:
@@ -114,7 +135,7 @@ def main() -> None:
     from sftlab.models import resolve_model
 
     model_dir = str(resolve_model("smollm2-135m-instruct").path)
-    ours, theirs = build_data(HERE / "out" / "train_data", args.samples, args.max_length)
+    ours, theirs, held = build_data(HERE / "out" / "train_data", args.samples, args.max_length)
     common = ["--model", model_dir, "--steps", str(args.steps), "--batch", str(args.batch),
               "--max-length", str(args.max_length), "--lr", str(args.lr), "--threads", str(args.threads)]  # fmt: skip
     rows = {
@@ -146,11 +167,14 @@ def main() -> None:
 
 def print_table(results: dict) -> None:
     base = {m: results.get(f"trl {m}") for m in ("padded", "packed")}
-    print("\n| run | tokens/s | vs TRL padded | vs TRL packed | final loss | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "\n| run | tokens/s | vs TRL padded | vs TRL packed | held-out loss | train loss (last 3) | peak RSS MB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         ratios = [f"{r['tokens_per_s'] / b['tokens_per_s']:.2f}x" if b else "-" for b in base.values()]
-        print(f"| {name} | {r['tokens_per_s']:.1f} | {ratios[0]} | {ratios[1]} | {r['final_loss']:.4f} | "
+        print(f"| {name} | {r['tokens_per_s']:.1f} | {ratios[0]} | {ratios[1]} | {r['held_out_loss']:.4f} | "
+              f"{r['final_loss']:.4f} | "
               f"{r['peak_rss_mb']:.0f} |")  # fmt: skip
     print(f"\ntorch threads per run: {os.environ.get('OMP_NUM_THREADS', 'set by --threads')}")
 

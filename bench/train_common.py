@@ -28,6 +28,8 @@ class Meter(TrainerCallback):
         self.losses: dict[int, float] = {}
 
     def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        # accelerate wraps the torch DataLoader (DataLoaderAdapter.base_dataloader); the wrapped one collates
+        train_dataloader = getattr(train_dataloader, "base_dataloader", train_dataloader)
         inner = train_dataloader.collate_fn
 
         def counting(features):
@@ -45,6 +47,8 @@ class Meter(TrainerCallback):
 
     def result(self, tail: int = 3) -> dict:
         steps = len(self.step_end)
+        if not self.batch_tokens:
+            raise RuntimeError("no batch was counted: the collator hook did not take")
         timed = self.step_end[-1] - self.step_end[self.warmup - 1]
         tokens = sum(self.batch_tokens[self.warmup : steps])
         losses = [self.losses[k] for k in sorted(self.losses)]

@@ -62,8 +62,9 @@ def main() -> None:
     )
     records = list(read_source(recipe.data.sources[0]))
     meter = Meter()
-    run_training(recipe, records, [], args.out, callbacks=[meter])
+    trained = run_training(recipe, records, [], args.out, callbacks=[meter])
     result = meter.result()
+    result["adapter"] = str(trained.final_dir)
     if cuda:
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     result.update(framework="sftlab", version=sftlab.__version__, mode=args.mode)

@@ -77,7 +77,9 @@ def main() -> None:
         callbacks=[meter],
     )
     trainer.train()
+    trainer.save_model(os.path.join(args.out, "adapter"))
     result = meter.result()
+    result["adapter"] = os.path.join(args.out, "adapter")
     if cuda:
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     result.update(framework="trl", version=trl.__version__, mode=args.mode, trl_defaults=args.trl_defaults)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sftlab.errors import MissingDependencyError, SftlabError
 from sftlab.recipe.sections.training import TrainingSection
+from sftlab.train.fast_dropout import use_fast_dropout
 
 ADAPTER_METHODS = ("lora", "qlora", "prompt_tuning", "p_tuning")
 
@@ -139,12 +140,14 @@ def _lora(model, cfg: TrainingSection):
         task_type="CAUSAL_LM",
     )
     try:
-        return get_peft_model(model, config)
+        model = get_peft_model(model, config)
     except ValueError as err:
         raise SftlabError(
             f"training.lora.target_modules: {str(err).splitlines()[0]}; use all-linear or names such as "
             "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]"
         ) from None
+    use_fast_dropout(model)
+    return model
 
 
 def _prompt(model, cfg: TrainingSection, tokenizer):
