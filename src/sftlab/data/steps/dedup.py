@@ -9,7 +9,7 @@ ids go to ``details["clusters"]`` for the report.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from sftlab.data.record import Conversation, Record
 from sftlab.data.steps.base import Decision, GlobalStep
 from sftlab.data.steps.minhash import MinHasher, exact_jaccard, near_duplicate_clusters
 from sftlab.data.steps.rouge import RougeIndex
+from sftlab.data.steps.spool import RecordSpool
 from sftlab.data.steps.text import field_text, norm_key
 from sftlab.errors import RecipeError
 from sftlab.recipe.sections.curation import ExactDedupConfig, MinHashDedupConfig, RougeDedupConfig
@@ -73,24 +74,33 @@ class _ClusterDedup(GlobalStep):
         raise NotImplementedError
 
     def decide(self, records: list[Record]) -> list[Decision]:
-        decisions = [Decision(r) for r in records]
+        removed = self.removals(records, self.clusters(records))
+        return [
+            Decision(r, self.reason, removed[i]) if i in removed else Decision(r)
+            for i, r in enumerate(records)
+        ]
+
+    def removals(self, records: Sequence[Record], clusters: list[list[int]]) -> dict[int, str]:
+        """``{index: detail}`` of every record that is not its cluster's keeper; fills ``self.details``.
+
+        Only cluster members are looked at, so ``records`` may be an on-disk :class:`RecordSpool`.
+        """
+        removed: dict[int, str] = {}
         shown: list[dict] = []
-        clusters = self.clusters(records)
-        removed = 0
         for members in clusters:
             keeper = choose_keeper(records, members, self.cfg.keep, getattr(self.cfg, "score", None))
-            kept_id = record_id(records[keeper], keeper)
+            kept = records[keeper]
+            kept_id = record_id(kept, keeper)
             for i in members:
                 if i != keeper:
-                    decisions[i] = Decision(records[i], self.reason, f"duplicate of {kept_id}")
-                    removed += 1
+                    removed[i] = f"duplicate of {kept_id}"
             if len(shown) < MAX_CLUSTERS_IN_DETAILS:
                 shown.append(
                     {
                         "kept": kept_id,
                         "removed": [record_id(records[i], i) for i in members if i != keeper],
                         "size": len(members),
-                        "text": field_text(records[keeper], self.cfg.field)[:200],
+                        "text": field_text(kept, self.cfg.field)[:200],
                     }
                 )
         self.details = {
@@ -99,7 +109,7 @@ class _ClusterDedup(GlobalStep):
             "records_in_clusters": sum(len(c) for c in clusters),
             "clusters": shown,
         }
-        return decisions
+        return removed
 
 
 class ExactDedup(_ClusterDedup):
@@ -162,15 +172,31 @@ class MinHashDedup(_ClusterDedup):
         super().__init__(cfg)
         self.hasher = MinHasher(cfg.num_perm, cfg.ngram, cfg.shingle, cfg.seed)
 
-    def clusters(self, records: list[Record]) -> list[list[int]]:
-        # Signatures chunk by chunk: only num_perm × 4 bytes per record stay in memory, not the texts.
-        sig = np.empty((len(records), self.cfg.num_perm), dtype=np.uint32)
-        chunk = 8192
-        for lo in track(range(0, len(records), chunk), f"{self.name}: signatures"):
-            texts = [field_text(r, self.cfg.field) for r in records[lo : lo + chunk]]
-            sig[lo : lo + len(texts)] = self.hasher.signatures(texts)
+    def clusters(self, records: Sequence[Record]) -> list[list[int]]:
+        sig = self.signatures(iter(records), len(records))
         exact = exact_jaccard(self.hasher, lambda i: field_text(records[i], self.cfg.field))
         return near_duplicate_clusters(sig, self.cfg.threshold, exact=exact)
+
+    def signatures(self, records: Iterator[Record], total: int | None = None) -> np.ndarray:
+        """Signatures chunk by chunk: num_perm × 4 bytes per record stay in memory, not the texts."""
+        chunks, texts = [], []
+        for r in track(records, f"{self.name}: signatures", total=total):
+            texts.append(field_text(r, self.cfg.field))
+            if len(texts) == 8192:
+                chunks.append(self.hasher.signatures(texts))
+                texts = []
+        if texts or not chunks:
+            chunks.append(self.hasher.signatures(texts))
+        return np.concatenate(chunks)
+
+    def apply(self, records: Iterable[Record]) -> Iterator[Decision]:
+        """Records wait on disk while signatures are computed, so memory grows by the signatures only."""
+        with RecordSpool() as spool:
+            sig = self.signatures(spool.tee(records))
+            exact = exact_jaccard(self.hasher, lambda i: field_text(spool[i], self.cfg.field))
+            removed = self.removals(spool, near_duplicate_clusters(sig, self.cfg.threshold, exact=exact))
+            for i, r in enumerate(spool):
+                yield Decision(r, self.reason, removed[i]) if i in removed else Decision(r)
 
 
 class RougeDedup(GlobalStep):
