@@ -322,3 +322,18 @@ def test_augment_adds_new_records_with_provenance():
     original = next(r for r in recs if r.meta.id == parent)
     assert v.meta.id.startswith(parent + "~aug") and v.instruction != original.instruction
     assert v.response == original.response
+
+
+def test_record_spool_round_trips_in_order_and_by_index_interleaved():
+    from sftlab.data.steps.spool import RecordSpool
+
+    recs = [conv(f"question {i}", f"answer {i} ünïcode", f"id{i}", "t") for i in range(50)]
+    with RecordSpool() as spool:
+        assert [r.meta.id for r in spool.tee(recs)] == [r.meta.id for r in recs]
+        assert len(spool) == 50 and spool[17].to_dict() == recs[17].to_dict()
+        seen = []
+        for i, r in enumerate(spool):  # reading by index in the middle must not disturb the iteration
+            seen.append(r.to_dict())
+            if i % 7 == 0:
+                assert spool[49 - i].meta.id == f"id{49 - i}"
+        assert seen == [r.to_dict() for r in recs]
