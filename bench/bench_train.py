@@ -155,14 +155,14 @@ def main() -> None:
             continue
         python = trl_python() if env == "trl" else Path(sys.executable)
         print(f"running {name}...", flush=True)
-        results[name] = run_worker(python, script, [*argv, *common, "--out", str(HERE / "out" / "run")])
-        r = results[name]
-        print(
-            f"  {r['tokens_per_s']:.1f} tok/s, final loss {r['final_loss']:.4f}, peak RSS {r['peak_rss_mb']:.0f} MB"
-        )
+        out = HERE / "out" / "runs" / name.replace(" ", "-")
+        results[name] = r = run_worker(python, script, [*argv, *common, "--out", str(out)])
+        r["held_out_loss"] = held_out_loss(model_dir, Path(r["adapter"]), held)
+        print(f"  {r['tokens_per_s']:.1f} tok/s, train loss (last 3) {r['final_loss']:.4f}, "
+              f"held-out loss {r['held_out_loss']:.4f}, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
     print_table(results)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
 
 
 def print_table(results: dict) -> None:

@@ -66,7 +66,15 @@ def confusion_matrix(
 
 
 def macro_f1(predictions: Sequence[str], references: Sequence[str], labels: Sequence[str]) -> float:
-    """Unweighted mean of per-label F1; answers outside the label set count as wrong for every label."""
+    """Unweighted mean of per-label F1 over the labels that occur (as reference or answer); answers outside
+    the label set count as wrong for every label.
+
+    A label no record has and no answer gives (another task's label, in a mixed eval set) is left out:
+    its F1 is undefined, and counting it as 0 would cap the score below 1 for a perfect model.
+
+    >>> macro_f1(["yes", "no"], ["yes", "no"], ["yes", "no", "maybe"])
+    1.0
+    """
     _, matrix = confusion_matrix(predictions, references, labels)
     scores = []
     for i in range(len(labels)):
@@ -74,7 +82,8 @@ def macro_f1(predictions: Sequence[str], references: Sequence[str], labels: Sequ
         fn = sum(matrix[i]) - tp
         fp = sum(row[i] for row in matrix) - tp
         denom = 2 * tp + fp + fn
-        scores.append(2 * tp / denom if denom else 0.0)
+        if denom:
+            scores.append(2 * tp / denom)
     return sum(scores) / len(scores) if scores else 0.0
 
 
@@ -120,8 +129,16 @@ def parse_json(text: str) -> Any:
     return json.loads(text)
 
 
-def json_valid(predictions: Sequence[str]) -> float:
-    """Share of answers that parse as JSON."""
+def json_valid(predictions: Sequence[str], references: Sequence[str] | None = None) -> float:
+    """Share of answers that parse as JSON — among the records whose reference is JSON, when any is.
+
+    >>> json_valid(['{"a": 1}', "positive"], ['{"a": 2}', "negative"])
+    1.0
+    """
+    if references is not None:
+        expected = [p for p, r in zip(predictions, references, strict=True) if _parses(r)]
+        if expected:
+            predictions = expected
     return _mean(_parses(p) for p in predictions)
 
 
@@ -196,9 +213,20 @@ def json_schema_match(predictions: Sequence[str], schema: dict[str, Any]) -> flo
     return _mean(ok)
 
 
-def in_label_set(predictions: Sequence[str], labels: Sequence[str]) -> float:
-    """Share of answers that are one of the labels (normalised) — is the model answering in format?"""
+def in_label_set(
+    predictions: Sequence[str], labels: Sequence[str], references: Sequence[str] | None = None
+) -> float:
+    """Share of answers that are one of the labels (normalised) — is the model answering in format?
+
+    With ``references``, only records whose reference is a label count (a JSON task in the same
+    eval set is not expected to answer with a label).
+
+    >>> in_label_set(["yes", "{}", "maybe"], ["yes", "no"], ["no", "{}", "yes"])
+    0.5
+    """
     keys = {normalize(label) for label in labels}
+    if references is not None:
+        predictions = [p for p, r in zip(predictions, references, strict=True) if normalize(r) in keys]
     return _mean(normalize(p) in keys for p in predictions)
 
 
@@ -261,7 +289,7 @@ def compute_metrics(
         elif name == "rouge_l":
             out[name] = rouge_l(predictions, references)
         elif name == "json_valid":
-            out[name] = json_valid(predictions)
+            out[name] = json_valid(predictions, references)
         elif name == "json_schema":
             if schema is None:
                 raise RecipeError(
@@ -271,7 +299,7 @@ def compute_metrics(
         elif name == "json_field_match":
             out[name] = json_field_match(predictions, references)
         elif name == "in_label_set":
-            out[name] = in_label_set(predictions, labels) if labels else 0.0
+            out[name] = in_label_set(predictions, labels, references) if labels else 0.0
         else:
             raise RecipeError([f"evaluation.metrics: unknown metric '{name}'"])
     if custom is not None:

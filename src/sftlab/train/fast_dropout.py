@@ -29,8 +29,8 @@ class FastDropout(nn.Dropout):
         n = x.numel()
         bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
         keep = bits.view(torch.int16)[:n].view(x.shape) >= threshold - _LEVELS // 2
-        scale = _LEVELS / (_LEVELS - threshold)
-        return x * (keep.to(x.dtype) * scale)
+        # x * keep saves the 1-byte mask for backward (not a float copy); scaling in place adds nothing
+        return (x * keep).mul_(_LEVELS / (_LEVELS - threshold))
 
 
 def use_fast_dropout(model: nn.Module) -> int:
