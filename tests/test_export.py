@@ -62,6 +62,10 @@ def test_merged_folder_matches_adapter_and_loads_with_plain_transformers(
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     assert (_logits(base, tokenizer) - expected).abs().max() > 1e-2  # the adapter really changes the model
 
+    in_memory = load_model(str(run_dir), dtype="float32", device="cpu", merge_adapter=True)  # eval, chat, serve
+    assert "peft" not in type(in_memory).__module__
+    torch.testing.assert_close(_logits(in_memory, tokenizer), expected, atol=1e-4, rtol=0)
+
     plain_tok = AutoTokenizer.from_pretrained(out)
     assert plain_tok.chat_template and "<|im_start|>" in plain_tok.apply_chat_template(
         [{"role": "user", "content": "hi"}], tokenize=False

@@ -25,7 +25,7 @@ def chat(
 
     resolved = resolve_model(model)
     tokenizer = load_tokenizer(resolved)
-    lm = load_model(resolved)
+    lm = load_model(resolved, merge_adapter=True)
     interactive = sys.stdin.isatty()
 
     def write(text: str) -> None:

@@ -144,7 +144,11 @@ def load_for_eval(recipe: Recipe, ref: str):
     except ModelError:
         tokenizer = load_tokenizer(m.name, revision=m.revision, trust_remote_code=m.trust_remote_code)
     model = load_model(
-        ref, dtype=m.dtype, trust_remote_code=m.trust_remote_code, attn_implementation=m.attn_implementation
+        ref,
+        dtype=m.dtype,
+        trust_remote_code=m.trust_remote_code,
+        attn_implementation=m.attn_implementation,
+        merge_adapter=True,
     )
     model.eval()
     return model, tokenizer

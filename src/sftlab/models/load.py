@@ -59,12 +59,16 @@ def load_model(
     revision: str | None = None,
     trust_remote_code: bool = False,
     attn_implementation: str = "auto",
+    merge_adapter: bool = False,
     **kwargs: Any,
 ):
     """A causal LM from safetensors (``use_safetensors=True``: pickled weights are never loaded).
 
     An adapter folder (or a run whose ``final/`` holds an adapter) loads its base
-    model first and applies the adapter on top (a ``peft.PeftModel``).
+    model first and applies the adapter on top (a ``peft.PeftModel``). For inference,
+    ``merge_adapter=True`` folds a LoRA adapter into the (unquantized) base weights in
+    memory: the same outputs (to float rounding) without the adapter's extra matmuls
+    in every layer; other adapters (prompt tuning) and quantized bases stay as they are.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -81,7 +85,11 @@ def load_model(
             attn_implementation=attn_implementation,
             **kwargs,
         )
-        return PeftModel.from_pretrained(base, resolved.path, is_trainable=False).to(base.device)
+        model = PeftModel.from_pretrained(base, resolved.path, is_trainable=False).to(base.device)
+        mergeable = not getattr(model.peft_config["default"], "is_prompt_learning", False)
+        if merge_adapter and mergeable and not getattr(base, "is_quantized", False):
+            return model.merge_and_unload()
+        return model
     attn = None if attn_implementation == "auto" else attn_implementation
     try:
         model = AutoModelForCausalLM.from_pretrained(

@@ -52,7 +52,7 @@ def create_app(
 
         resolved = resolve_model(model_ref)
         tokenizer = tokenizer or load_tokenizer(resolved)
-        model = model or load_model(resolved, dtype=dtype, device=device)
+        model = model or load_model(resolved, dtype=dtype, device=device, merge_adapter=True)
     model.eval()
     name = served_name or (Path(model_ref).name if model_ref else "sftlab-model")
     worker = GenerationWorker(model, tokenizer, max_queue=max_queue, max_batch=max_batch, start=False)
