@@ -52,8 +52,10 @@ def headline(data: dict[str, Any]) -> dict[str, Any]:
         out["records in → kept"] = f"{cur['records_in']} → {cur['kept']}"
     train = data.get("training")
     if train:
-        if train.get("train_loss") is not None:
-            out["final train loss"] = round(train["train_loss"], 4)
+        if train.get("train_loss_tail", train.get("train_loss")) is not None:
+            out["train loss (last 10% of steps)"] = round(
+                train.get("train_loss_tail", train.get("train_loss")), 4
+            )
         if train.get("eval_loss") is not None:
             out["best eval loss"] = round(train["eval_loss"], 4)
     ev = data.get("evaluation")

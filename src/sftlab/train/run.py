@@ -503,6 +503,8 @@ def _summary(
         "max_steps": state.max_steps,
         "epochs": state.epoch,
         "train_loss": train_losses[-1] if train_losses else None,
+        # one logged step is noisy (one packed row): the mean of the last tenth of the logs is the trend
+        "train_loss_tail": _tail_mean(train_losses),
         "train_loss_mean": output.training_loss,
         "eval_loss": best_metric if has_eval else None,
         "best_checkpoint": best,
@@ -516,3 +518,15 @@ def _summary(
         "sampling_plan": plan.to_dict(),
         "render": {k: v for k, v in render_stats.items() if k != "dropped_ids"},
     }
+
+
+def _tail_mean(values: list[float], share: float = 0.1) -> float | None:
+    """Mean of the last ``share`` of ``values`` (at least one).
+
+    >>> _tail_mean([4.0, 3.0, 2.0, 1.0], 0.5)
+    1.5
+    """
+    if not values:
+        return None
+    tail = values[-max(1, round(len(values) * share)) :]
+    return sum(tail) / len(tail)
