@@ -6,6 +6,7 @@ Imported by ``train_worker_sftlab.py`` (sftlab's environment) and
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import time
@@ -72,3 +73,18 @@ def _real_tokens(feature: dict) -> int:
 def emit(result: dict) -> None:
     """The worker's one machine-readable line on stdout."""
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def worker_arguments(default_out: str) -> argparse.ArgumentParser:
+    """The options every worker takes (bench_train.py passes the same ones to both)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--mode", choices=["padded", "packed"], required=True)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=default_out)
+    return ap

@@ -7,31 +7,22 @@ Prints one ``RESULT {json}`` line.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from train_common import Meter, emit, worker_arguments  # noqa: E402
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--mode", choices=["padded", "packed"], required=True)
-    ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="bench/out/sftlab_run")
+    ap = worker_arguments("bench/out/sftlab_run")
     args = ap.parse_args()
 
     import torch
 
     os.environ.setdefault("SFTLAB_PROGRESS", "0")
     torch.set_num_threads(args.threads)
-    from train_common import Meter, emit
 
     import sftlab
     from sftlab.data.io import read_source

@@ -8,24 +8,16 @@ as sftlab does on assistant turns. Prints one ``RESULT {json}`` line.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from train_common import Meter, emit, worker_arguments  # noqa: E402
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--mode", choices=["padded", "packed"], required=True)
-    ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="bench/out/trl_run")
+    ap = worker_arguments("bench/out/trl_run")
     ap.add_argument(
         "--trl-defaults", action="store_true", help="keep TRL's own bf16 and gradient checkpointing defaults"
     )
@@ -35,7 +27,6 @@ def main() -> None:
     import trl
     from datasets import load_dataset
     from peft import LoraConfig
-    from train_common import Meter, emit
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(args.threads)
