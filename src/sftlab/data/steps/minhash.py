@@ -20,7 +20,7 @@ pairs, confirmed by their estimated Jaccard before being joined into a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -198,15 +198,19 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.1) -> tuple
     return best
 
 
-def band_keys(sig: np.ndarray, bands: int, rows: int, seed: int = 7) -> np.ndarray:
-    """``(n, bands)`` uint64 keys: each band's rows folded into one 64-bit hash."""
+def band_keys(sig: np.ndarray, bands: int, rows: int, seed: int = 7) -> Iterator[np.ndarray]:
+    """Each band's ``(n,)`` uint64 keys in turn: the band's rows folded into one 64-bit hash.
+
+    One band at a time, so LSH holds 8 bytes per record beside the signatures, not 8 × bands.
+    """
     rng = np.random.default_rng(seed)
     mult = rng.integers(1, 2**63, size=rows, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    keys = np.zeros((sig.shape[0], bands), dtype=np.uint64)
-    for r in range(rows):
-        cols = sig[:, r : bands * rows : rows].astype(np.uint64)
-        keys = (keys ^ (cols * mult[r])) * np.uint64(0x9E3779B97F4A7C15)
-    return keys
+    for b in range(bands):
+        keys = np.zeros(sig.shape[0], dtype=np.uint64)
+        for r in range(rows):
+            keys ^= sig[:, b * rows + r].astype(np.uint64) * mult[r]
+            keys *= np.uint64(0x9E3779B97F4A7C15)
+        yield keys
 
 
 class _UnionFind:
@@ -248,11 +252,9 @@ def near_duplicate_clusters(
     n, num_perm = sig.shape
     if bands is None or rows is None:
         bands, rows = lsh_params(threshold, num_perm)
-    keys = band_keys(sig, bands, rows)
     uf = _UnionFind(n)
     empty = np.all(sig == np.iinfo(np.uint32).max, axis=1)
-    for b in range(bands):
-        col = keys[:, b]
+    for col in band_keys(sig, bands, rows):
         order = np.argsort(col, kind="stable")
         sorted_keys = col[order]
         same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
