@@ -62,7 +62,9 @@ def test_merged_folder_matches_adapter_and_loads_with_plain_transformers(
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     assert (_logits(base, tokenizer) - expected).abs().max() > 1e-2  # the adapter really changes the model
 
-    in_memory = load_model(str(run_dir), dtype="float32", device="cpu", merge_adapter=True)  # eval, chat, serve
+    in_memory = load_model(
+        str(run_dir), dtype="float32", device="cpu", merge_adapter=True
+    )  # eval, chat, serve
     assert "peft" not in type(in_memory).__module__
     torch.testing.assert_close(_logits(in_memory, tokenizer), expected, atol=1e-4, rtol=0)
 

@@ -71,3 +71,45 @@ def test_data_preview_cli(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and not report["ok"]
     assert "not prefix-stable" in next(iter(report["sources"].values()))["error_messages"][0]
+
+
+def _tool_records():
+    from pathlib import Path
+
+    from sftlab.data.io import read_records
+
+    path = Path(__file__).parent.parent / "examples" / "data" / "tool_calls.jsonl"
+    return list(read_records(path))[:4]
+
+
+def test_preview_flags_a_template_that_drops_tool_calls(tokenizer):
+    """SmolLM2's own template renders a tool-calling turn as an empty assistant turn: that must be loud."""
+    records = _tool_records()
+    own = preview_report(records, copy.deepcopy(tokenizer), RenderSection())
+    (stats,) = own["sources"].values()
+    assert stats["tools_dropped"] == len(records) and not own["ok"]
+    assert "tool calls or tool schemas" in problems(own)[0]
+    tok = resolve_template(copy.deepcopy(tokenizer), "chatml")
+    fixed = preview_report(records, tok, RenderSection(template="chatml"))
+    (stats,) = fixed["sources"].values()
+    assert stats["tools_dropped"] == 0 and fixed["ok"], problems(fixed)
+
+
+def test_eval_prompt_offers_the_same_tools_as_training(tokenizer):
+    """The generation prompt of an eval sample is a token prefix of the training rendering, tools included."""
+    from sftlab.data.record import Conversation
+    from sftlab.evaluate.generation import encode_chat
+    from sftlab.evaluate.samples import to_samples
+    from sftlab.render import render_record
+
+    tok = resolve_template(copy.deepcopy(tokenizer), "chatml")
+    record = _tool_records()[0]
+    last = max(i for i, t in enumerate(record.turns) if t.role == "assistant")
+    first_call = Conversation(turns=record.turns[: last - 1], system=record.system, tools=record.tools)
+    sample = to_samples([first_call])[0]  # ends at the assistant turn that calls the tool
+    assert sample.tools == record.tools
+    prompt = encode_chat(tok, sample.messages, sample.tools)
+    assert "get_weather" in tok.decode(prompt)
+    rendered = render_record(first_call, tok, RenderSection(template="chatml"))
+    assert rendered.input_ids[: len(prompt)] == prompt
+    assert encode_chat(tok, sample.messages) != prompt  # without the tools, the prompt differs

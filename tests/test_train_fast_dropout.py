@@ -43,4 +43,6 @@ def test_lora_dropouts_of_a_peft_model_are_swapped(tiny_model):
     model = get_peft_model(tiny_model, LoraConfig(r=4, lora_dropout=0.1, target_modules="all-linear"))
     n_lora = sum(1 for m in model.modules() if hasattr(m, "lora_A") and "default" in m.lora_A)
     assert use_fast_dropout(model) == n_lora > 0
-    assert all(type(m.lora_dropout["default"]) is FastDropout for m in model.modules() if hasattr(m, "lora_dropout"))
+    assert all(
+        type(m.lora_dropout["default"]) is FastDropout for m in model.modules() if hasattr(m, "lora_dropout")
+    )

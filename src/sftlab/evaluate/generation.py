@@ -23,11 +23,14 @@ class Generation:
     prompt_tokens: int
 
 
-def encode_chat(tokenizer, messages: list[dict[str, Any]]) -> list[int]:
-    """Token ids of ``messages`` with the chat template and generation prompt (plain lines without a template)."""
+def encode_chat(
+    tokenizer, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> list[int]:
+    """Token ids of ``messages`` (and the ``tools`` offered) with the chat template and generation prompt
+    (plain lines without a template)."""
     if getattr(tokenizer, "chat_template", None):
         ids = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True, return_dict=True
+            messages, tools=tools or None, add_generation_prompt=True, tokenize=True, return_dict=True
         )
         return list(ids["input_ids"])
     text = "\n".join(m["content"] for m in messages) + "\n"
@@ -67,11 +70,17 @@ def generate_batch(
     max_new_tokens: int = 128,
     batch_size: int = 8,
     description: str = "generate",
+    tools: Sequence[list[dict[str, Any]] | None] | None = None,
 ) -> list[Generation]:
-    """Greedy answers to chat prompts (message lists, or already-encoded token ids), in input order."""
+    """Greedy answers to chat prompts (message lists, or already-encoded token ids), in input order;
+    ``tools[i]`` are the tool schemas offered to prompt ``i``."""
     import torch
 
-    encoded = [p if p and isinstance(p[0], int) else encode_chat(tokenizer, p) for p in prompts]
+    tools = tools or [None] * len(prompts)
+    encoded = [
+        p if p and isinstance(p[0], int) else encode_chat(tokenizer, p, t)
+        for p, t in zip(prompts, tools, strict=True)
+    ]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     stops = stop_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]

@@ -67,6 +67,7 @@ def per_sample_loss(
                 labels[row, : len(s)] = torch.tensor(s.labels)
                 mask[row, : len(s)] = 1
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            logits = logits[:, logits.size(1) - width :]  # prompt tuning prepends its virtual tokens
             shifted = labels[:, 1:].to(device)
             token_loss = torch.nn.functional.cross_entropy(
                 logits[:, :-1].reshape(-1, logits.shape[-1]),

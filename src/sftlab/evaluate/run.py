@@ -174,6 +174,7 @@ def evaluate_model(
         [s.messages for s in samples],
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size,
+        tools=[s.tools for s in samples],
     )
     produced = [g.text for g in gens]
     result = task_scores(cfg.metrics, samples, produced, labels=labels, schema=schema, custom=custom)
@@ -217,6 +218,7 @@ def evaluate_icl(
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size,
         description="generate (in-context)",
+        tools=[s.tools for s in samples],
     )
     produced = [g.text for g in gens]
     result = task_scores(cfg.metrics, samples, produced, **metric_kw)
@@ -327,6 +329,7 @@ def _sweep(
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.batch_size,
             description=Path(path).name,
+            tools=[s.tools for s in subset],
         )
         metrics = compute_metrics(
             [primary], [g.text for g in gens], [s.expected for s in subset], labels=labels, schema=schema

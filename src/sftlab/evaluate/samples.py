@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sftlab.data.record import Conversation, Record, Turn
+from sftlab.data.record import Conversation, Record
+from sftlab.render.messages import turn_message
 
 
 @dataclass
@@ -26,19 +27,8 @@ class EvalSample:
     task: str | None = None
     label: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def turn_message(turn: Turn) -> dict[str, Any]:
-    """A turn as an OpenAI-style chat message (what chat templates take)."""
-    msg: dict[str, Any] = {"role": turn.role, "content": turn.content}
-    if turn.tool_calls:
-        msg["tool_calls"] = [
-            {"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in turn.tool_calls
-        ]
-    if turn.tool_call_id is not None:
-        msg["tool_call_id"] = turn.tool_call_id
-    return msg
+    tools: list[dict[str, Any]] | None = None
+    """Tool schemas offered in the prompt, rendered by the chat template exactly as in training."""
 
 
 def prompt_messages(conv: Conversation) -> list[dict[str, Any]]:
@@ -61,6 +51,7 @@ def to_samples(records: Sequence[Record]) -> list[EvalSample]:
                 expected=rec.response,
                 task=rec.meta.task,
                 label=rec.meta.label,
+                tools=rec.tools or None,
             )
         )
     return samples

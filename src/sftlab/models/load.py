@@ -77,12 +77,13 @@ def load_model(
     if resolved.is_adapter:
         from peft import PeftModel
 
-        base = load_model(
+        base = load_model(  # a base that is itself a LoRA run is folded in before this adapter goes on top
             resolved.base_reference(),
             dtype=dtype,
             device=device,
             trust_remote_code=trust_remote_code,
             attn_implementation=attn_implementation,
+            merge_adapter=True,
             **kwargs,
         )
         model = PeftModel.from_pretrained(base, resolved.path, is_trainable=False).to(base.device)

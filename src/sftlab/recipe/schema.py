@@ -20,7 +20,7 @@ class Recipe(Section):
     name: str = "run"
     """Run name, used in reports."""
     output_dir: str = "runs/run"
-    """Run folder; every stage writes here. Relative paths are relative to the recipe file."""
+    """Run folder; every stage writes here. A relative path is relative to the current directory (as data paths are)."""
     seed: int = 42
     """Seed for data order, splits, initialisation and sampling."""
     model: ModelSection = Field(default_factory=ModelSection)

@@ -55,6 +55,26 @@ def _prompt_is_prefix(conv: Conversation, tokenizer, cfg: RenderSection, ids: li
     return ids[: len(prompt)] == prompt
 
 
+def _tool_names(conv: Conversation) -> set[str]:
+    """Function names the rendering must show: every tool call made, every tool schema offered."""
+    names = {c.name for t in conv.turns for c in (t.tool_calls or [])}
+    for tool in conv.tools or []:
+        fn = tool.get("function", tool) if isinstance(tool, dict) else {}
+        if isinstance(fn, dict) and fn.get("name"):
+            names.add(str(fn["name"]))
+    return names
+
+
+def _tools_rendered(conv: Conversation, tokenizer, sample: RenderedSample) -> bool:
+    """Does the training text name every tool called or offered? Templates without tool support drop them
+    silently (an empty assistant turn gets trained instead of the call)."""
+    names = _tool_names(conv)
+    if not names:
+        return True
+    text = tokenizer.decode(sample.input_ids)
+    return all(name in text for name in names)
+
+
 def spans(tokenizer, sample: RenderedSample) -> list[tuple[str, bool]]:
     """The sample's text cut into runs of trained / untrained tokens, decoded run by run."""
     out: list[tuple[str, bool]] = []
@@ -88,6 +108,8 @@ def _new_source() -> dict[str, Any]:
         "eot_missing_ids": [],
         "prompt_not_prefix": 0,
         "prompt_not_prefix_ids": [],
+        "tools_dropped": 0,
+        "tools_dropped_ids": [],
     }
 
 
@@ -135,6 +157,8 @@ def preview_report(records, tokenizer, cfg: RenderSection | None = None, *, n: i
         full = isinstance(record, Conversation) and not sample.truncated
         if full and _prompt_is_prefix(record, tokenizer, cfg, sample.input_ids) is False:
             _note(stats, "prompt_not_prefix", rid)
+        if isinstance(record, Conversation) and not _tools_rendered(record, tokenizer, sample):
+            _note(stats, "tools_dropped", rid)
         if len(shown) < n:
             shown.append(
                 {
@@ -150,7 +174,11 @@ def preview_report(records, tokenizer, cfg: RenderSection | None = None, *, n: i
         stats["eot_trained"] = stats["eot_missing"] == 0
         stats["prompt_is_prefix"] = stats["prompt_not_prefix"] == 0
     ok = all(
-        s["errors"] == 0 and s["no_trained_tokens"] == 0 and s["eot_trained"] and s["prompt_is_prefix"]
+        s["errors"] == 0
+        and s["no_trained_tokens"] == 0
+        and s["eot_trained"]
+        and s["prompt_is_prefix"]
+        and s["tools_dropped"] == 0
         for s in sources.values()
     )
     return {
@@ -186,6 +214,11 @@ _CHECKS = (
     ("eot_missing", "records where an assistant turn does not end with a trained special end-of-turn token"),
     ("prompt_not_prefix", "records whose inference prompt is not a token prefix of the training rendering"),
     ("errors", "records the template cannot render"),
+    (
+        "tools_dropped",
+        "records whose tool calls or tool schemas the chat template does not render "
+        "(use a template with tool support, e.g. render.template: chatml)",
+    ),
 )
 
 

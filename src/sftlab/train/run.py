@@ -278,14 +278,23 @@ def _load_model(recipe: Recipe, precision: str):
     if quant:
         return _load_quantized(recipe, dtype, quant)
     # Loaded on the CPU: the Trainer (or accelerate's FSDP/DeepSpeed wrappers) places it per process.
-    return load_model(
+    # A LoRA run or adapter as the starting point (SFT after continued pre-training) is folded into its
+    # base first, so the new adapter trains on those weights instead of being stacked on a PeftModel.
+    model = load_model(
         m.name,
         dtype=dtype,
         device="cpu",
         revision=m.revision,
         trust_remote_code=m.trust_remote_code,
         attn_implementation=m.attn_implementation,
+        merge_adapter=True,
     )
+    if type(model).__module__.startswith("peft"):
+        raise SftlabError(
+            f"model.name: {m.name} is a prompt-tuning adapter, which cannot be folded into its base; start "
+            "from the base model, or from a LoRA/full run"
+        )
+    return model
 
 
 def _load_quantized(recipe: Recipe, dtype: str, quant: dict):
