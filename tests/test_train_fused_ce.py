@@ -84,6 +84,7 @@ def test_trainer_loss_on_trained_positions_equals_full_logits_loss(tmp_path, cap
         output_dir=str(tmp_path), use_cpu=True, report_to="none", remove_unused_columns=False
     )
     trainer = SftTrainer(model=model, args=args)
+    assert trainer._head_selector(model).capture  # a Llama's logits are exactly lm_head(hidden)
     trainer._selector = HeadSelector(model, capture=capture)
     batch = _batch(tok)
 

@@ -19,6 +19,26 @@ from sftlab.train.loss import count_trained_tokens, token_loss_sum
 GROUP_KEY = "sftlab_group"
 """Batch key with each eval row's index into ``eval_groups`` ((source, task) pairs), stripped before the forward."""
 WEIGHTS_KEY = "loss_weights"
+PLAIN_HEAD_MODELS = frozenset(
+    [
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "qwen2_moe",
+        "qwen3",
+        "qwen3_moe",
+        "phi3",
+        "gemma",
+        "olmo",
+        "olmo2",
+        "starcoder2",
+        "stablelm",
+        "gpt2",
+    ]
+)
+"""Architectures whose logits are exactly ``lm_head(hidden)``: the loss may be computed from the captured hidden
+states. Others (logit scaling or soft-capping after the head) let the head compute the selected logits itself."""
 
 
 class SftTrainer(Trainer):
@@ -107,10 +127,10 @@ class SftTrainer(Trainer):
     def _head_selector(self, model) -> HeadSelector:
         if self._selector is None:
             config = getattr(getattr(model, "module", model), "config", None)
-            capture = not (
-                self.is_fsdp_enabled
-                or self.is_deepspeed_enabled
-                or getattr(config, "final_logit_softcapping", None)
+            capture = (
+                getattr(config, "model_type", None) in PLAIN_HEAD_MODELS
+                and not getattr(config, "final_logit_softcapping", None)
+                and not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
             )
             self._selector = HeadSelector(model, capture=capture)
         return self._selector
