@@ -136,6 +136,9 @@ class GenerationWorker:
             batch = self._next_batch()
             if not batch:
                 continue
+            if not self._running.is_set():  # paused while waiting for jobs: they wait for resume()
+                self._pending.extendleft(reversed(batch))
+                continue
             live = [job for job in batch if not job.cancelled.is_set()]
             try:
                 if live:
