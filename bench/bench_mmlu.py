@@ -47,6 +47,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--k-shot", type=int, default=5, help="shots for the k-shot comparison (0: skip it)")
+    ap.add_argument(
+        "--subjects", type=int, default=4, help="k-shot: subjects, the first in alphabetical order"
+    )
+    ap.add_argument(
+        "--per-subject", type=int, default=8, help="k-shot: questions per subject (full MMLU: ~250)"
+    )
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -101,11 +108,39 @@ def main() -> None:
         "accuracy": grade(questions, batched).accuracy,
         "load_average": os.getloadavg()[0],
     }
+    if args.k_shot:
+        figures.update(k_shot_figures(model, tokenizer, pool, args, timed, max_diff))
     for key, value in figures.items():
         print(f"{key:>40}: {value:.4g}" if isinstance(value, float) else f"{key:>40}: {value}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(figures, fh, indent=2)
+
+
+def k_shot_figures(model, tokenizer, pool, args, timed, max_diff) -> dict:
+    """k-shot: every question of a subject carries the same solved shots, which run once per subject."""
+    from sftlab.evaluate.mmlu import shot_picker
+    from sftlab.evaluate.multiple_choice import build_prompt, score_letters
+
+    by_subject: dict[str, list[int]] = {}
+    for i, q in enumerate(pool):
+        by_subject.setdefault(q.subject, []).append(i)
+    chosen = [i for s in sorted(by_subject)[: args.subjects] for i in by_subject[s][: args.per_subject]]
+    shots_for = shot_picker(pool, chosen, args.k_shot, args.seed)
+    prompts = [build_prompt(pool[i], shots_for(i, pool[i])) for i in chosen]
+    shared, t_shared = timed(
+        lambda: score_letters(model, tokenizer, prompts, batch_size=args.batch_size, share_prefix=True)
+    )
+    single, t_single = timed(lambda: score_letters(model, tokenizer, prompts, batch_size=1))
+    return {
+        "k_shot": args.k_shot,
+        "k_shot_questions": len(prompts),
+        "k_shot_prompt_tokens_mean": sum(len(tokenizer(p).input_ids) for p in prompts) / len(prompts),
+        "k_shot_q_per_s_batched_shared_prefix": len(prompts) / t_shared,
+        "k_shot_q_per_s_per_question": len(prompts) / t_single,
+        "k_shot_speedup_batched_vs_per_question": t_single / t_shared,
+        "k_shot_max_abs_diff": max_diff(shared, single),
+    }
 
 
 if __name__ == "__main__":

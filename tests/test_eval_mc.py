@@ -129,3 +129,21 @@ def test_evaluate_questions_grades_picks(tiny_model, tokenizer, tmp_path):
     assert res.accuracy == sum(p == q.answer for p, q in zip(res.predictions, qs, strict=True)) / 6
     assert set(res.per_subject) == {"toy"}
     assert isinstance(qs[0], MCQuestion)
+
+
+def test_k_shot_scores_with_a_shared_prefix_equal_one_at_a_time(tiny_model, tokenizer, mmlu):
+    """Questions of one subject share their solved shots: the prefix runs once, the scores do not change."""
+    by_subject: dict[str, list[int]] = {}
+    for i, q in enumerate(mmlu):
+        by_subject.setdefault(q.subject, []).append(i)
+    chosen = [i for s in sorted(by_subject)[:2] for i in by_subject[s][:5]] + [by_subject["virology"][0]]
+    shots_for = shot_picker(mmlu, chosen, k=3, seed=0)
+    prompts = [build_prompt(mmlu[i], shots_for(i, mmlu[i])) for i in chosen]
+    shared = score_letters(tiny_model, tokenizer, prompts, batch_size=3, share_prefix=True)
+    single = score_letters(tiny_model, tokenizer, prompts, batch_size=1)
+    for a, b in zip(shared, single, strict=True):
+        assert a == pytest.approx(b, abs=1e-4)
+    from sftlab.evaluate.multiple_choice import _encode, _prefix_groups
+
+    groups = _prefix_groups([_encode(tokenizer, p, None) for p in prompts])
+    assert sorted(len(m) for _, m in groups) == [5, 5]  # one group per subject; the lone question runs alone

@@ -22,6 +22,7 @@ Answer: B
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,10 @@ def _context_limit(model) -> int | None:
     return getattr(getattr(model, "config", None), "max_position_embeddings", None)
 
 
+MIN_SHARED_PREFIX = 64
+"""Tokens a group of prompts must share before their common prefix is computed once (k-shot headers + shots)."""
+
+
 def score_letters(
     model,
     tokenizer,
@@ -106,20 +111,52 @@ def score_letters(
     n_options: int = 4,
     batch_size: int = 8,
     description: str = "score",
+    share_prefix: bool = False,
 ) -> list[list[float]]:
-    """Log-probabilities of each option letter after each prompt: one forward per prompt, batched."""
+    """Log-probabilities of each option letter after each prompt: one forward per prompt, batched.
+
+    With ``share_prefix`` (k-shot: every question of a subject carries the same solved shots),
+    prompts that share at least :data:`MIN_SHARED_PREFIX` leading tokens are grouped, their common
+    prefix runs once, and only each question's own tokens run on top of its KV cache.
+    """
     import torch
 
     targets = torch.tensor(letter_ids(tokenizer, n_options))
     encoded = [_encode(tokenizer, p, _context_limit(model)) for p in prompts]
-    # Longest first and similar lengths together: less padding per batch.
-    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: list[list[float] | None] = [None] * len(encoded)
+    groups = _prefix_groups(encoded) if share_prefix else []
+    grouped = {i for _, members in groups for i in members}
+    # Longest first and similar lengths together: less padding per batch.
+    order = sorted((i for i in range(len(encoded)) if i not in grouped), key=lambda i: -len(encoded[i]))
     model.eval()
     with make_progress() as progress, torch.inference_mode():
         task = progress.add_task(description, total=len(encoded), info="")
+        for prefix_len, members in groups:
+            prefix = torch.tensor([encoded[members[0]][:prefix_len]], device=device)
+            cache = model(input_ids=prefix, use_cache=True).past_key_values
+            for start in range(0, len(members), batch_size):
+                chunk = members[start : start + batch_size]
+                rows = [encoded[i][prefix_len:] for i in chunk]
+                ids, mask, pos = left_pad(rows, pad_id, device)  # the question tokens, left-padded
+                batch_cache = copy.deepcopy(cache)
+                batch_cache.batch_select_indices(torch.zeros(len(chunk), dtype=torch.long, device=device))
+                full_mask = torch.cat(
+                    [torch.ones((len(chunk), prefix_len), dtype=mask.dtype, device=device), mask], 1
+                )
+                logits = model(
+                    input_ids=ids,
+                    attention_mask=full_mask,
+                    position_ids=pos + prefix_len,
+                    past_key_values=batch_cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                ).logits
+                logp = torch.log_softmax(logits[:, -1, :].float(), dim=-1)[:, targets.to(device)].cpu()
+                for row, i in enumerate(chunk):
+                    out[i] = logp[row].tolist()
+                progress.advance(task, len(chunk))
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             ids, mask, pos = left_pad([encoded[i] for i in chunk], pad_id, device)
@@ -129,6 +166,43 @@ def score_letters(
                 out[i] = logp[row].tolist()
             progress.advance(task, len(chunk))
     return [o for o in out if o is not None]
+
+
+def _prefix_groups(encoded: Sequence[Sequence[int]]) -> list[tuple[int, list[int]]]:
+    """``(prefix length, member indices)`` of prompts sharing >= MIN_SHARED_PREFIX leading tokens (2+ members).
+
+    Token ids, not text, are compared, so the shared part is exactly what each prompt would feed the model;
+    every member keeps at least one token of its own (the one whose next-token distribution is read).
+
+    >>> _prefix_groups([[1] * 70 + [2, 3], [1] * 70 + [4], [5] * 80, [1] * 70 + [2, 9]])
+    [(70, [0, 3, 1])]
+    """
+    order = sorted(range(len(encoded)), key=lambda i: list(encoded[i]))
+    groups: list[tuple[int, list[int]]] = []
+    members: list[int] = []
+    shared = 0
+    for i in order:
+        if members:
+            common = _common_prefix(encoded[members[0]], encoded[i], shared)
+            if min(common, len(encoded[i]) - 1) >= MIN_SHARED_PREFIX:
+                shared = min(common, len(encoded[i]) - 1)
+                members.append(i)
+                continue
+            if len(members) > 1:
+                groups.append((shared, members))
+        members, shared = [i], len(encoded[i]) - 1
+    if len(members) > 1:
+        groups.append((shared, members))
+    return groups
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
+    n = 0
+    for x, y in zip(a[:limit], b[:limit], strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def score_continuations(
@@ -221,8 +295,14 @@ def evaluate_questions(
     prompts = [build_prompt(q, shots_for(i, q) if shots_for else ()) for i, q in enumerate(questions)]
     if scoring == "letter":
         n = max((len(q.options) for q in questions), default=4)
-        scores = score_letters(
-            model, tokenizer, prompts, n_options=n, batch_size=batch_size, description=description
+        scores = score_letters(  # k-shot prompts of one subject share their shots: computed once
+            model,
+            tokenizer,
+            prompts,
+            n_options=n,
+            batch_size=batch_size,
+            description=description,
+            share_prefix=True,
         )
         scores = [s[: len(q.options)] for s, q in zip(scores, questions, strict=True)]
     else:
