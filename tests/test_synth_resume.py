@@ -8,52 +8,17 @@ would run it, and is killed at a known point.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import synth_helpers as sh
 from sftlab.data.synth import run_synth
 from sftlab.data.synth.testing import scripted_teacher
 from sftlab.recipe.load import recipe_from_dict
-
-
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def _hashes(path: Path) -> list[str]:
-    return [row["body_sha256"] for row in _lines(path)]
-
-
-def _cli(recipe: Path) -> list[str]:
-    return [sys.executable, "-m", "sftlab.cli.main", "data", "synth", str(recipe)]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "SFTLAB_PROGRESS": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            raise AssertionError(f"the synth CLI exited early ({proc.returncode}): {proc.stderr.read()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("timed out waiting for the synth CLI")
-        time.sleep(0.02)
-
-
-def _write_recipe(path: Path, out: Path, url: str, synth: dict) -> Path:
-    teacher = {"base_url": url, "backoff_s": 0.01, **synth.get("teacher", {})}
-    body = {"output_dir": str(out), "synth": {**synth, "teacher": teacher}}
-    path.write_text(json.dumps(body))  # JSON is YAML
-    return path
 
 
 def test_sigkill_halfway_then_restart_sends_no_request_twice(tmp_path):
@@ -68,12 +33,12 @@ def test_sigkill_halfway_then_restart_sends_no_request_twice(tmp_path):
     # The server answers 14 requests, then holds every later one: the client is killed while
     # requests are in flight, at a point the test controls exactly.
     with scripted_teacher(log, hang_after=done_before_kill) as (url, state):
-        recipe = _write_recipe(tmp_path / "recipe.yaml", out, url, synth)
+        recipe = sh.write_recipe(tmp_path / "recipe.yaml", out, url, synth)
         proc = subprocess.Popen(
-            _cli(recipe), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            sh.cli(recipe), env=sh.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        _wait_for(
-            lambda: len(_lines(log)) >= done_before_kill and state.received > state.completed, 120, proc
+        sh.wait_for(
+            lambda: len(sh.lines(log)) >= done_before_kill and state.received > state.completed, 120, proc
         )
         time.sleep(1.0)  # answers already received are committed within microseconds; be generous
         assert proc.poll() is None
@@ -87,10 +52,10 @@ def test_sigkill_halfway_then_restart_sends_no_request_twice(tmp_path):
 
         state.hang_after = None
         state.released = True
-        rerun = subprocess.run(_cli(recipe), env=_env(), capture_output=True, text=True, timeout=300)
+        rerun = subprocess.run(sh.cli(recipe), env=sh.env(), capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr
 
-        hashes = _hashes(log)
+        hashes = sh.hashes(log)
         assert len(hashes) > done_before_kill
         assert [h for h, n in Counter(hashes).items() if n > 1] == []  # each request body at most once
         summary = json.loads((out / "synth" / "summary.json").read_text())
@@ -102,7 +67,7 @@ def test_sigkill_halfway_then_restart_sends_no_request_twice(tmp_path):
         fresh_out = tmp_path / "fresh"
         run_synth(
             recipe_from_dict(
-                json.loads(_write_recipe(tmp_path / "fresh.yaml", fresh_out, url, synth).read_text())
+                json.loads(sh.write_recipe(tmp_path / "fresh.yaml", fresh_out, url, synth).read_text())
             )
         )
     resumed_records = Path(summary["output"]).read_text()
