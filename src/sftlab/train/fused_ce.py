@@ -158,8 +158,8 @@ class HeadSelector:
         if self.keep is None:
             return None
         keep = self.keep.to(states.device)
-        if states.dim() != 3 or states.shape[:2] != keep.shape:  # prompt tuning prepends virtual tokens
-            extra = states.size(1) - keep.size(1)
+        extra = states.size(1) - keep.size(1)
+        if extra > 0:  # prompt tuning prepends its virtual tokens
             states = states[:, extra:]
         selected = states[keep]
         if self.capture:

@@ -107,12 +107,8 @@ class SftTrainer(Trainer):
 
     def _trained_token_loss(self, model, inputs, labels, weights) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss over trained positions only: the output layer never sees prompt or padding positions."""
-        keep, targets = trained_positions(labels)
-        selector = self._head_selector(model)
-        with selector.select(keep):
-            outputs = model(**inputs, use_cache=False)
-        device = outputs.logits.device
-        targets = targets.to(device)
+        _, targets, selector, outputs = self._forward_trained_positions(model, inputs, labels)
+        device = targets.device
         token_w = weights[:, 1:][labels[:, 1:] != IGNORE_INDEX].to(device) if weights is not None else None
         if selector.capture:
             head = selector.head
@@ -123,6 +119,18 @@ class SftTrainer(Trainer):
             per_token = torch.nn.functional.cross_entropy(outputs.logits.float(), targets, reduction="none")
             loss_sum = (per_token * token_w).sum() if token_w is not None else per_token.sum()
         return loss_sum, torch.as_tensor(targets.numel(), device=device)
+
+    def _forward_trained_positions(self, model, inputs, labels):
+        """Forward with the output layer restricted to trained positions: ``(keep, targets, selector, outputs)``.
+
+        ``targets`` sit on the logits' device; with ``selector.capture`` the selected hidden states are in
+        ``selector.hidden``, otherwise ``outputs.logits`` holds their ``[N, V]`` logits.
+        """
+        keep, targets = trained_positions(labels)
+        selector = self._head_selector(model)
+        with selector.select(keep):
+            outputs = model(**inputs, use_cache=False)
+        return keep, targets.to(outputs.logits.device), selector, outputs
 
     def _head_selector(self, model) -> HeadSelector:
         if self._selector is None:
@@ -213,12 +221,8 @@ class SftTrainer(Trainer):
 
     def _per_row_loss(self, model, batch, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss and trained-token count of each row, from the trained positions only."""
-        keep, targets = trained_positions(labels)
-        selector = self._head_selector(model)
-        with selector.select(keep):
-            outputs = model(**batch, use_cache=False)
-        device = outputs.logits.device
-        targets = targets.to(device)
+        keep, targets, selector, outputs = self._forward_trained_positions(model, batch, labels)
+        device = targets.device
         if selector.capture:
             head = selector.head
             losses = token_losses(selector.hidden, head.weight, targets, bias=head.bias)
