@@ -81,7 +81,6 @@ def build_data(
 
 def held_out_loss(model_dir: str, adapter_dir: Path, held: Path) -> float:
     """Token-mean loss of the trained adapter on held-out conversations, computed the same way for every row."""
-    import torch
     from peft import PeftModel
 
     from sftlab.data.io import read_records
@@ -91,8 +90,7 @@ def held_out_loss(model_dir: str, adapter_dir: Path, held: Path) -> float:
     tok = load_tokenizer(model_dir)
     model = PeftModel.from_pretrained(load_model(model_dir, dtype="float32", device="cpu"), str(adapter_dir))
     losses, _ = per_sample_loss(model, tok, list(read_records(held)))
-    with torch.no_grad():
-        return sum(x.loss * x.tokens for x in losses) / sum(x.tokens for x in losses)
+    return sum(x.loss * x.tokens for x in losses) / sum(x.tokens for x in losses)
 
 
 def trl_python() -> Path:
