@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import typer
@@ -21,7 +20,7 @@ def curate(
     from sftlab.cli.common import print_json, recipe_from_cli
     from sftlab.data.curate import curate as run_curation
     from sftlab.data.curation_report import curation_summary
-    from sftlab.data.io import read_source
+    from sftlab.data.sources import read_sources
     from sftlab.data.steps.registry import build_steps
     from sftlab.errors import DataError
 
@@ -30,14 +29,7 @@ def curate(
         raise DataError(f"{recipe}: data.sources is empty; add at least one source (path: data.jsonl)")
     out_dir = Path(out) if out else Path(r.output_dir) / "curation"
     steps = build_steps(r.curation.steps, model=r.model.name) if r.curation.enabled else []
-    skip = r.data.on_error == "skip"
-    records = itertools.chain.from_iterable(
-        read_source(
-            src, on_error=r.data.on_error, rejects_path=out_dir / f"read_rejects_{i}.jsonl" if skip else None
-        )
-        for i, src in enumerate(r.data.sources)
-    )
-    result = run_curation(records, steps, out_dir, title=f"Curation · {r.name}")
+    result = run_curation(read_sources(r.data, out_dir), steps, out_dir, title=f"Curation · {r.name}")
     summary = curation_summary(out_dir)
     if as_json:
         print_json(summary)

@@ -8,7 +8,9 @@ finally to ``kept.jsonl`` (canonical ``Record.to_dict()`` lines). When a
 written beside it. All files are written atomically.
 
 The runner refuses to finish when records in + added ≠ kept + rejected,
-per step and overall: a record can never vanish silently.
+per step and overall: a record can never vanish silently. Given a
+:class:`~sftlab.data.sources.SourceSet`, "in" counts the lines of the files and
+reading is the first step (``read``), its rejections merged into ``rejects.jsonl``.
 
     out_dir/kept.jsonl  rejects.jsonl  report.json  report.html  [train|validation|test].jsonl
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sftlab.data.record import Conversation, Record
+from sftlab.data.sources import SourceSet
 from sftlab.data.steps.base import Step, StepStats
 from sftlab.utils.atomic import atomic_path
 
@@ -151,8 +154,12 @@ def curate(
                 split_fhs[name].write(row)
                 result.splits[name] = result.splits.get(name, 0) + 1
         result.records_in = counter[0]
+        if isinstance(records, SourceSet):
+            _account_reading(records, result, rejects_fh)
         result.added = sum(s.added for s in result.steps)
         _check_accounting(result)
+    if isinstance(records, SourceSet):
+        records.discard_reject_files()
 
     result.profile = _profile_summary(before, after)
     if report:
@@ -176,6 +183,18 @@ def _route(step: Step, records: Iterable[Record], stats: StepStats, rejects_fh, 
                 "record": decision.record.to_dict(),
             }
             rejects_fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+
+def _account_reading(sources: SourceSet, result: CurationResult, rejects_fh) -> None:
+    """Make reading the first step: lines read become "in", read rejections join the rejects file."""
+    read = sources.step_stats()
+    if read.kept != result.records_in:
+        raise RuntimeError(f"reading yielded {read.kept} records but curation received {result.records_in}")
+    result.steps.insert(0, read)
+    result.records_in = read.records_in
+    result.rejected.update(read.rejected)
+    for row in sources.reject_rows():
+        rejects_fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
 
 def _check_accounting(result: CurationResult) -> None:

@@ -114,6 +114,22 @@ def render_html(data: dict[str, Any], before: array, after: array, title: str) -
         "ok" if ok else "err",
     )
 
+    read = next((s for s in data["steps"] if s["step"] == "read"), None)
+    if read and read["details"].get("sources"):
+        page.section("Sources").table(
+            [
+                {
+                    "file": src["path"],
+                    "format": src["format"],
+                    "lines read": src["in"],
+                    "records": src["kept"],
+                    "rejected": src["rejected"],
+                    "by reason": ", ".join(f"{k} {v}" for k, v in src["rejected_by_reason"].items()),
+                }
+                for src in read["details"]["sources"]
+            ]
+        )
+
     page.section("Steps").table(
         [
             {

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 from sftlab.data.io import load_jsonl_records, read_source
 from sftlab.data.record import Record
-from sftlab.errors import DataError
+from sftlab.data.sources import SourceSet, read_sources
 from sftlab.recipe import Recipe
 from sftlab.utils.hashing import file_fingerprint
 
@@ -21,19 +20,9 @@ def source_fingerprints(recipe: Recipe) -> dict[str, str]:
     return out
 
 
-def read_raw(recipe: Recipe, rejects_dir: Path) -> itertools.chain:
-    """Every training source as one stream (bad records go to per-source rejects files when skipping)."""
-    if not recipe.data.sources:
-        raise DataError("data.sources is empty: add at least one source (- path: train.jsonl)")
-    skip = recipe.data.on_error == "skip"
-    return itertools.chain.from_iterable(
-        read_source(
-            src,
-            on_error=recipe.data.on_error,
-            rejects_path=rejects_dir / f"read_rejects_{i}.jsonl" if skip else None,
-        )
-        for i, src in enumerate(recipe.data.sources)
-    )
+def read_raw(recipe: Recipe, staging_dir: Path) -> SourceSet:
+    """Every training source as one stream; reading is accounted as the curation's first step."""
+    return read_sources(recipe.data, staging_dir)
 
 
 def curated_records(curation_dir: Path) -> tuple[list[Record], list[Record]]:
