@@ -83,6 +83,39 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _click_classes(name: str) -> tuple[type, ...]:
+    """``name`` from click and from the copy of click typer bundles (``typer._click``), whichever exist."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _click_error(exc: Exception) -> int | None:
+    """Usage errors as one line with the help hint (exit 2); ``None`` for anything that is not click's."""
+    if isinstance(exc, _click_classes("NoArgsIsHelpError")):
+        typer.echo(exc.ctx.get_help())
+        return 2
+    if isinstance(exc, _click_classes("UsageError")):
+        ctx = getattr(exc, "ctx", None)
+        path = ctx.command_path if ctx is not None else "sftlab"
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"error: {message} (see '{path} --help')", err=True)
+        return 2
+    if isinstance(exc, _click_classes("ClickException")):
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        return exc.exit_code
+    if isinstance(exc, _click_classes("Abort")):
+        typer.echo("aborted", err=True)
+        return 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (used by the console script and tests)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -106,14 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
+        handled = _click_error(exc)
+        if handled is None:
+            raise
+        return handled
     return 0
 
 
