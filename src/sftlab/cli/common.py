@@ -10,8 +10,9 @@ from rich.console import Console
 
 from sftlab.recipe import Recipe, load_recipe
 
-out = Console()
-err = Console(stderr=True)
+# Off a terminal (a log file, CI) lines are never wrapped at 80 columns.
+out = Console(soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 
 def recipe_from_cli(path: str | None, overrides: list[str] | None) -> Recipe:

@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (used by the console script and tests)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if not sys.stderr.isatty():  # libraries' tqdm bars are carriage-return junk in a log file
+        os.environ.setdefault("TQDM_DISABLE", "1")
     # peft reads a property transformers 5 deprecated; the warning is theirs, not the user's to act on.
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
     _quiet_libraries()
