@@ -193,6 +193,7 @@ def evaluate_model(
     result["benchmarks"] = {name: r.to_dict() for name, r in mc.items()}
     result["_mc"] = mc
     if cfg.latency.enabled:
+        console.print("measuring latency", highlight=False)
         messages = samples[0].messages if samples else [{"role": "user", "content": "Say hello."}]
         lat = measure_latency(
             model,

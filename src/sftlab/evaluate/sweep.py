@@ -77,7 +77,10 @@ def run_sweep(
     metrics = read_train_metrics(run_dir)
     eval_loss = {r["step"]: r["eval_loss"] for r in metrics if "eval_loss" in r and "step" in r}
     rows = []
-    for step, path in checkpoints:
+    from sftlab.utils.progress import console
+
+    for i, (step, path) in enumerate(checkpoints, 1):
+        console.print(f"checkpoint sweep {i}/{len(checkpoints)}: {path.name}", markup=False, highlight=False)
         row = {"step": step, "checkpoint": str(path), **score(str(path))}
         if step in eval_loss:
             row["eval_loss"] = eval_loss[step]
