@@ -72,3 +72,4 @@ def test_training_to_a_log_file_reports_progress(tiny_model_dir, tmp_path):
     assert "\r" not in text and "\x1b[" not in text  # no bars, no colour codes
     train_lines = [x for x in text.splitlines() if "] train " in x]
     assert any("/4 (" in x and "loss " in x and "tok/s" in x for x in train_lines), text[-2000:]
+    assert "render: 6 records = 6 trained + 0 dropped, 0 truncated" in text  # 8 records, 2 held out

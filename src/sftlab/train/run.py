@@ -84,6 +84,7 @@ def run_training(
     train, stats = tokenize(train_records, tokenizer, render_cfg, cache)
     evals, _ = tokenize(eval_records, tokenizer, render_cfg, cache)
     general, _ = tokenize(general_records or [], tokenizer, render_cfg, cache)
+    console.print(render_line(stats), markup=False, highlight=False)
     if not train:
         raise SftlabError(
             "no training sample has trained tokens after rendering; check render.train_on and render.max_length"
@@ -100,6 +101,18 @@ def run_training(
         render_stats=stats,
         callbacks=callbacks,
     )
+
+
+def render_line(stats: dict[str, Any]) -> str:
+    """``render: 120 records = 118 trained + 2 dropped (too long 2)``: no record leaves training unsaid."""
+    dropped = {k: stats.get(k, 0) for k in ("dropped_too_long", "no_trained_tokens")}
+    n_dropped = sum(dropped.values())
+    line = f"render: {stats['records']:,} records = {stats['records'] - n_dropped:,} trained + {n_dropped:,} dropped"
+    if n_dropped:
+        line += " (" + ", ".join(f"{k.removeprefix('dropped_')} {v:,}" for k, v in dropped.items() if v) + ")"
+    if stats.get("samples", 0) != stats["records"] - n_dropped:
+        line += f"; {stats['samples']:,} samples"
+    return line + f", {stats.get('truncated', 0):,} truncated"
 
 
 def infer_stage(recipe: Recipe, records: Sequence[Record]) -> str:
