@@ -16,7 +16,7 @@ themselves::
 >>> from sftlab.data.io import read_records
 >>> sources = SourceSet([read_records(d / "a.jsonl", on_error="skip", rejects_path=d / "r.jsonl")])
 >>> len(list(sources)), sources.step_stats().to_dict()["rejected_by_reason"]
-(1, {'empty_response': 1})
+(1, {'missing_field': 1})
 """
 
 from __future__ import annotations
