@@ -35,11 +35,19 @@ class StopScanner:
             return ""
         self.text += piece
         text, self.stopped = cut_at_stop(self.text, self.stops)
-        # Without a stop yet, the last ``hold`` characters may be the start of one.
-        safe = len(text) if self.stopped else max(self.sent, len(text) - self.hold)
+        # Without a stop yet, hold back only a tail that could be the start of one.
+        safe = len(text) if self.stopped else max(self.sent, len(text) - self._partial(text))
         out = text[self.sent : safe]
         self.sent = safe
         return out
+
+    def _partial(self, text: str) -> int:
+        """Length of the longest tail of ``text`` that begins some stop string."""
+        for n in range(min(self.hold, len(text)), 0, -1):
+            tail = text[-n:]
+            if any(stop.startswith(tail) for stop in self.stops):
+                return n
+        return 0
 
     def flush(self) -> str:
         """The held-back tail once generation has ended without a stop."""
