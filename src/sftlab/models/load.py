@@ -51,6 +51,15 @@ def load_tokenizer(ref: str | ResolvedModel, *, revision: str | None = None, tru
     return tokenizer
 
 
+def no_weights_message(resolved: ResolvedModel) -> str:
+    """One line for commands that need weights but were given a tokenizer-only reference."""
+    return (
+        f"'{resolved.reference}' is a tokenizer without weights (no config.json in {resolved.path}): it can render, "
+        "preview and check data (data preview, data inspect --tokenizer, doctor) but cannot train, evaluate or "
+        "generate; set model.name to a model with weights"
+    )
+
+
 def load_model(
     ref: str | ResolvedModel,
     *,
@@ -74,6 +83,8 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     resolved = _resolved(ref, revision)
+    if not resolved.has_weights:
+        raise ModelError(no_weights_message(resolved))
     if resolved.is_adapter:
         from peft import PeftModel
 

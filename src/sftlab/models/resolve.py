@@ -1,9 +1,14 @@
 """Turn a model reference into something loadable, without surprises from the network.
 
-A reference is, in this order: an embedded default name, a local folder with a
-``config.json``, a ``.gguf`` file, a hub id. GGUF files (and embedded models,
-which are GGUF) are converted once into a safetensors folder in the cache, so
-later loads take about a second.
+A reference is, in this order: an embedded default name (model or tokenizer), a
+local folder with a ``config.json``, a tokenizer-only folder, a ``.gguf`` file, a hub
+id. GGUF files (and embedded models, which are GGUF) are converted once into a
+safetensors folder in the cache, so later loads take about a second.
+
+A tokenizer-only reference (kind ``tokenizer``: an embedded tokenizer or a folder
+with tokenizer files and no ``config.json``) is enough to render, preview and
+check data; :func:`sftlab.models.load_model` refuses it in one line, since there
+are no weights to train, evaluate or generate with.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sftlab.errors import ModelError
-from sftlab.models.embedded import EMBEDDED_MODELS, embedded_gguf
+from sftlab.models.embedded import EMBEDDED_MODELS, EMBEDDED_TOKENIZERS, embedded_gguf, embedded_tokenizer_dir
 
 RUN_FINAL = "final"
 """Sub-folder of a run folder holding the trained model or adapter."""
 BASE_MODEL_FILE = "sftlab_base.json"
 """Written next to an adapter: ``{"base_model": <reference>}``, so the adapter finds its base anywhere."""
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+"""Any of these in a folder without ``config.json`` makes it a tokenizer-only reference."""
 
 
 @dataclass(frozen=True)
@@ -26,13 +33,18 @@ class ResolvedModel:
     """A model reference resolved to a loadable HF folder (or a hub id with a revision)."""
 
     reference: str
-    kind: str  # "embedded" | "folder" | "gguf" | "hub" | "run"
+    kind: str  # "embedded" | "folder" | "gguf" | "hub" | "run" | "tokenizer" (no weights)
     path: str  # folder path, or hub id for kind == "hub"
     revision: str | None = None
 
     @property
     def is_local(self) -> bool:
         return self.kind != "hub"
+
+    @property
+    def has_weights(self) -> bool:
+        """False for a tokenizer-only reference: it renders and counts tokens but cannot be loaded as a model."""
+        return self.kind != "tokenizer"
 
     @property
     def is_adapter(self) -> bool:
@@ -57,6 +69,8 @@ def resolve_model(reference: str, *, revision: str | None = None, convert: bool 
         gguf = embedded_gguf(reference)
         folder = gguf_to_folder(gguf, name=reference) if convert else gguf
         return ResolvedModel(reference, "embedded", str(folder))
+    if reference in EMBEDDED_TOKENIZERS:
+        return ResolvedModel(reference, "tokenizer", str(embedded_tokenizer_dir(reference)))
     path = Path(reference).expanduser()
     if path.is_dir() and (path / RUN_FINAL).is_dir() and not (path / "config.json").is_file():
         # A run folder: its trained model (or adapter) lives in final/.
@@ -64,8 +78,11 @@ def resolve_model(reference: str, *, revision: str | None = None, convert: bool 
     if path.is_dir():
         if (path / "adapter_config.json").is_file() or (path / "config.json").is_file():
             return ResolvedModel(reference, "folder", str(path))
+        if any((path / name).is_file() for name in TOKENIZER_FILES):
+            return ResolvedModel(reference, "tokenizer", str(path))
         raise ModelError(
-            f"{path} is a folder without config.json or adapter_config.json; it is not a Hugging Face model folder"
+            f"{path} is a folder without config.json, adapter_config.json or tokenizer files; "
+            "it is not a Hugging Face model or tokenizer folder"
         )
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -75,9 +92,9 @@ def resolve_model(reference: str, *, revision: str | None = None, convert: bool 
     if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
         raise ModelError(f"model path not found: {reference}")
     if "/" not in reference:
-        known = ", ".join(EMBEDDED_MODELS)
+        known = ", ".join([*EMBEDDED_MODELS, *EMBEDDED_TOKENIZERS])
         raise ModelError(
-            f"unknown model '{reference}': not an embedded model ({known}), a local folder, a .gguf file or a hub id (owner/name)"
+            f"unknown model '{reference}': not an embedded model or tokenizer ({known}), a local folder, a .gguf file or a hub id (owner/name)"
         )
     return _resolve_hub(reference, revision)
 

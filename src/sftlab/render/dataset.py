@@ -16,25 +16,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sftlab.data.record import record_from_dict
+from sftlab.data.record import Conversation, record_from_dict
 from sftlab.recipe.sections.render import RenderSection
 from sftlab.render.errors import EmptyLabelsError, RenderError, TooLongError
-from sftlab.render.sample import RenderedSample, render_record
+from sftlab.render.sample import RenderedSample, render_conversation, render_samples
 from sftlab.utils.atomic import atomic_path, write_json
 from sftlab.utils.progress import make_progress
 
 # Settings that change ids or labels (packing, num_proc... do not).
 _KEY_FIELDS = (
     "template",
+    "template_kwargs",
     "train_on",
     "train_tool_calls",
     "max_length",
     "truncation",
     "on_empty_labels",
     "reasoning",
+    "history_rewrite",
+    "train_reasoning",
+    "drop_empty_think",
 )
 _MAX_IDS = 50  # record ids listed per problem in the stats
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -71,16 +75,25 @@ def data_fingerprint(record_dicts: list[dict], tokenizer, cfg: RenderSection) ->
     return h.hexdigest()[:16]
 
 
-def _render_one(record, tokenizer, cfg) -> tuple[RenderedSample | None, str | None, str | None]:
-    """(sample, drop reason, record id); non-prefix-stable templates and bad roles raise."""
+# One record's outcome: its samples, the drop reason (or None), the record id, and how it was rendered
+# ("whole", "per_turn", "last_turn", or None for text and dropped records).
+Outcome = tuple[list[RenderedSample], str | None, str | None, str | None]
+
+
+def _render_one(record, tokenizer, cfg) -> Outcome:
+    """A record's samples (several when the template rewrites history); non-prefix-stable templates and
+    bad roles raise."""
     try:
-        return render_record(record, tokenizer, cfg), None, None
+        if isinstance(record, Conversation):
+            out = render_conversation(record, tokenizer, cfg)
+            return out.samples, None, None, out.mode
+        return render_samples(record, tokenizer, cfg), None, None, None
     except TooLongError as err:
-        return None, err.reason, err.record_id
+        return [], err.reason, err.record_id, None
     except EmptyLabelsError as err:
         if cfg.on_empty_labels == "error":
             raise
-        return None, err.reason, err.record_id
+        return [], err.reason, err.record_id, None
 
 
 # Worker state: one tokenizer per process, set once by the pool initializer.
@@ -96,18 +109,15 @@ def _init_worker(tokenizer, cfg_json: str) -> None:
     _WORKER["cfg"] = RenderSection.model_validate_json(cfg_json)
 
 
-def _work(chunk: list[dict]) -> list[tuple[Any, str | None, str | None]]:
-    out = []
-    for d in chunk:
-        sample, reason, rid = _render_one(record_from_dict(d), _WORKER["tokenizer"], _WORKER["cfg"])
-        out.append((sample, reason, rid))
-    return out
+def _work(chunk: list[dict]) -> list[Outcome]:
+    return [_render_one(record_from_dict(d), _WORKER["tokenizer"], _WORKER["cfg"]) for d in chunk]
 
 
-def _stats(n_records: int, results, samples: list[RenderedSample]) -> dict[str, Any]:
-    reasons = Counter(r for _, r, _ in results if r)
+def _stats(n_records: int, results: list[Outcome], samples: list[RenderedSample]) -> dict[str, Any]:
+    reasons = Counter(r for _, r, _, _ in results if r)
+    modes = Counter(m for _, _, _, m in results if m)
     ids: dict[str, list] = {}
-    for _, r, rid in results:
+    for _, r, rid, _ in results:
         if r and len(ids.setdefault(r, [])) < _MAX_IDS:
             ids[r].append(rid)
     total = sum(len(s) for s in samples)
@@ -115,6 +125,7 @@ def _stats(n_records: int, results, samples: list[RenderedSample]) -> dict[str, 
     return {
         "records": n_records,
         "samples": len(samples),
+        "rendered_per_turn": modes.get("per_turn", 0) + modes.get("last_turn", 0),
         "truncated": sum(s.truncated for s in samples),
         "dropped_too_long": reasons.get("dropped_too_long", 0),
         "no_trained_tokens": reasons.get("no_trained_tokens", 0),
@@ -173,6 +184,10 @@ def tokenize_records(
 ) -> TokenizedData:
     """Render every record; drop and count over-long ones (and empty ones under ``on_empty_labels: drop``).
 
+    A record can give several samples (one per trained turn when its template rewrites history,
+    ``render.history_rewrite: per_turn``): ``stats["samples"]`` counts samples, ``stats["records"]``
+    records, ``stats["rendered_per_turn"]`` the records rendered turn by turn.
+
     ``num_proc`` (default ``cfg.num_proc``) processes each get their own copy of the
     tokenizer. With ``cache_dir`` the result is stored as ``<cache_dir>/<fingerprint>/``
     and loaded on the next call with the same inputs.
@@ -187,7 +202,7 @@ def tokenize_records(
         cached = _load_cache(Path(cache_dir) / fp)
         if cached is not None:
             return cached
-    results: list[tuple[Any, str | None, str | None]] = []
+    results: list[Outcome] = []
     with make_progress() as progress:
         task = progress.add_task("tokenize", total=len(records), info="")
         if num_proc > 1 and len(records) > 1:
@@ -204,7 +219,7 @@ def tokenize_records(
             for record in records:
                 results.append(_render_one(record, tokenizer, cfg))
                 progress.advance(task)
-    samples = [s for s, _, _ in results if s is not None]
+    samples = [s for group, _, _, _ in results for s in group]
     data = TokenizedData(samples, _stats(len(records), results, samples), fp)
     if cache_dir is not None:
         _save_cache(Path(cache_dir) / fp, data)

@@ -10,10 +10,13 @@ conversation with the tokenizer's own ``apply_chat_template`` and compare
     <|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n  Hello<|im_end|>  \\n
     └────────────── prompt (masked) ─────────────────────┘└─ trained ──────┘└masked┘
 
-Every prefix must tokenize to a prefix of the whole rendering; if not (a template
-that rewrites earlier turns, or BPE merging across a turn boundary) we raise
-:class:`NotPrefixStableError` instead of guessing. Whatever a template injects
-(a default system prompt, a BOS token) lands in the prompt, untrained.
+Every prefix must tokenize to a prefix of the whole rendering. A segment where it
+does not (a template that rewrites earlier turns, as Qwen3 drops ``<think>`` blocks
+of earlier answers, or BPE merging across a turn boundary) carries a ``problem``
+instead of trusted boundaries; :mod:`sftlab.render.sample` then renders each trained
+turn on its own (``render.history_rewrite``) or raises :class:`NotPrefixStableError`.
+Whatever a template injects (a default system prompt, a BOS token) lands in the
+prompt, untrained.
 
 The end-of-turn tokens the template writes after an assistant message (``<|im_end|>``,
 ``</s>``, ``<|eot_id|>``) are trained, so the model learns to stop; whitespace-only
@@ -32,18 +35,26 @@ from sftlab.render.errors import NotPrefixStableError, RenderError
 @dataclass
 class Segment:
     """The tokens message ``index`` adds: ``[start, body)`` is its header (for assistants, the
-    generation prompt), ``[body, end)`` what its author writes, end-of-turn included."""
+    generation prompt), ``[body, end)`` what its author writes, end-of-turn included.
+
+    ``problem`` says why these boundaries cannot be trusted (``None``: they can).
+    """
 
     index: int
     role: str
     start: int
     body: int
     end: int
+    problem: str | None = None
+
+    @property
+    def stable(self) -> bool:
+        return self.problem is None
 
 
-def _render(tokenizer, messages, tools, gen: bool) -> str:
+def _render(tokenizer, messages, tools, gen: bool, template_kwargs) -> str:
     return tokenizer.apply_chat_template(
-        messages, tools=tools or None, tokenize=False, add_generation_prompt=gen
+        messages, tools=tools or None, tokenize=False, add_generation_prompt=gen, **(template_kwargs or {})
     )
 
 
@@ -57,6 +68,27 @@ def _divergence(tokenizer, part: list[int], full: list[int]) -> str:
     )
 
 
+def _render_all(tokenizer, messages, tools, template_kwargs, record_id, template):
+    """Text of every closed prefix ``messages[:i+1]`` and of every assistant's generation prompt."""
+    try:
+        closed = [
+            _render(tokenizer, messages[: i + 1], tools, False, template_kwargs) for i in range(len(messages))
+        ]
+        opened = {
+            i: _render(tokenizer, messages[:i], tools, True, template_kwargs)
+            for i, m in enumerate(messages)
+            if m["role"] == "assistant" and i > 0
+        }
+    except Exception as err:  # jinja raise_exception, bad role order, missing keys
+        if isinstance(err, RenderError):
+            raise
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RenderError(
+            f"template '{template}' cannot render this conversation: {first}", record_id
+        ) from None
+    return closed, opened
+
+
 def render_segments(
     tokenizer,
     messages: list[dict[str, Any]],
@@ -64,56 +96,57 @@ def render_segments(
     *,
     record_id: str | None = None,
     template: str = "model",
+    template_kwargs: dict[str, Any] | None = None,
+    strict: bool = True,
 ) -> tuple[list[int], list[Segment]]:
     """Ids of the whole conversation and one :class:`Segment` per message.
 
-    Raises :class:`NotPrefixStableError` naming ``template`` and ``record_id``
-    when a prefix rendering is not a token prefix of the whole.
+    With ``strict`` (the default) the first segment with a ``problem`` raises
+    :class:`NotPrefixStableError` naming ``template`` and ``record_id``; otherwise the
+    segments carry their problems and the caller decides.
     """
-    try:
-        closed = [_render(tokenizer, messages[: i + 1], tools, False) for i in range(len(messages))]
-        opened = {
-            i: _render(tokenizer, messages[:i], tools, True)
-            for i, m in enumerate(messages)
-            if m["role"] == "assistant" and i > 0
-        }
-    except Exception as err:  # jinja raise_exception, bad role order, missing keys
-        if isinstance(err, RenderError):
-            raise
-        raise RenderError(
-            f"template '{template}' cannot render this conversation: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
-            record_id,
-        ) from None
+    closed, opened = _render_all(tokenizer, messages, tools, template_kwargs, record_id, template)
     order = list(opened)
-    texts = closed + [opened[i] for i in order]
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    encoded = tokenizer(closed + [opened[i] for i in order], add_special_tokens=False)["input_ids"]
     full = encoded[len(closed) - 1]
-    for text_i, ids in enumerate(encoded):
-        if full[: len(ids)] != ids:
-            msg_i = text_i if text_i < len(closed) else order[text_i - len(closed)]
-            what = f"messages[:{msg_i + 1 if text_i < len(closed) else msg_i}]"
-            if text_i >= len(closed):
-                what += " + generation prompt"
-            raise NotPrefixStableError(
-                f"template '{template}' is not prefix-stable: the rendering of {what} is not a token prefix "
-                f"of the whole conversation ({_divergence(tokenizer, ids, full)}); fix the template "
-                "(it must not rewrite earlier turns) or choose another with render.template",
-                record_id,
-            )
     ends = [len(ids) for ids in encoded[: len(closed)]]
-    body = {i: len(encoded[len(closed) + j]) for j, i in enumerate(order)}
+    prompts = {i: encoded[len(closed) + j] for j, i in enumerate(order)}
+
+    def off(ids: list[int], what: str) -> str | None:
+        if full[: len(ids)] == ids:
+            return None
+        return f"the rendering of {what} is not a token prefix of the whole conversation ({_divergence(tokenizer, ids, full)})"
+
     segments = []
     for i, m in enumerate(messages):
         start = ends[i - 1] if i else 0
-        b = body.get(i, start)
-        if b < start or b > ends[i]:
-            raise NotPrefixStableError(
-                f"template '{template}': the generation prompt before message {i} does not sit between "
-                "the previous message and this one",
-                record_id,
-            )
-        segments.append(Segment(i, m["role"], start, b, ends[i]))
+        body = len(prompts[i]) if i in prompts else start
+        problem = (
+            (off(encoded[i - 1], f"messages[:{i}]") if i else None)
+            or off(encoded[i], f"messages[:{i + 1}]")
+            or (off(prompts[i], f"messages[:{i}] + generation prompt") if i in prompts else None)
+        )
+        if problem is None and not start <= body <= ends[i]:
+            problem = f"the generation prompt before message {i} does not sit between the previous message and this one"
+        segments.append(Segment(i, m["role"], start, body, ends[i], problem))
+    if strict:
+        bad = next((s for s in segments if not s.stable), None)
+        if bad is not None:
+            raise not_prefix_stable(bad, template, record_id)
     return full, segments
+
+
+def not_prefix_stable(segment: Segment, template: str, record_id, hint: str = "") -> NotPrefixStableError:
+    """The error for a segment whose boundaries are not token prefixes, with how to fix it."""
+    return NotPrefixStableError(
+        f"template '{template}' is not prefix-stable: {segment.problem}; "
+        + (
+            hint
+            or "fix the template (it must not rewrite earlier turns), set render.history_rewrite: per_turn, "
+            "or choose another template with render.template"
+        ),
+        record_id,
+    )
 
 
 def trailing_whitespace(tokenizer, ids: list[int], start: int, end: int) -> int:

@@ -2,8 +2,12 @@
 
 For each source it reports the share of trained tokens, records with nothing
 trained, whether an end-of-turn token is trained after every assistant turn,
-whether the inference prompt is a token prefix of the training rendering, and
-truncation counts; it also shows a few records with the trained tokens marked.
+whether the inference prompt is a token prefix of the training rendering, whether
+the thinking mode at training is the one inference uses, truncation counts, and how
+many records the template made rewrite into one sample per turn; it also shows a
+few records with the trained tokens marked. Failed checks (``problems``) fail the
+preview; ``warnings`` (unfilled ``{{ variables }}`` in trained text, empty think
+blocks, reasoning the template drops) are shown but do not.
 """
 
 from __future__ import annotations
@@ -14,65 +18,23 @@ from typing import Any
 
 from sftlab.data.record import Conversation
 from sftlab.recipe.sections.render import RenderSection
+from sftlab.render.checks import (
+    carries_reasoning,
+    eot_ok,
+    prompt_is_prefix,
+    reasoning_rendered,
+    special_ids,
+    substitute_fix,
+    template_variables,
+    tools_rendered,
+    trained_text,
+)
 from sftlab.render.errors import EmptyLabelsError, RenderError, TooLongError
 from sftlab.render.labels import IGNORE_INDEX
-from sftlab.render.messages import to_messages
-from sftlab.render.sample import RenderedSample, render_conversation, render_record
+from sftlab.render.reasoning import thinking_off
+from sftlab.render.sample import ConversationSamples, RenderedSample, render_conversation, render_record
 
 _MAX_IDS = 20
-
-
-def _special_ids(tokenizer) -> set[int]:
-    ids = set(tokenizer.all_special_ids)
-    ids.update(
-        i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(t, "special", False)
-    )
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
-
-
-def _eot_ok(sample: RenderedSample, segments, specials: set[int]) -> bool:
-    """Every trained assistant turn's last trained token is a special (stop) token."""
-    for seg in segments:
-        if seg.role != "assistant":
-            continue
-        trained = [t for t in range(seg.body, seg.end) if sample.labels[t] != IGNORE_INDEX]
-        if trained and sample.input_ids[trained[-1]] not in specials:
-            return False
-    return True
-
-
-def _prompt_is_prefix(conv: Conversation, tokenizer, cfg: RenderSection, ids: list[int]) -> bool | None:
-    """Is render(conversation minus its final assistant turn, generation prompt) a token prefix of ``ids``?"""
-    messages = to_messages(conv, cfg.reasoning)
-    if not messages or messages[-1]["role"] != "assistant" or len(messages) < 2:
-        return None
-    text = tokenizer.apply_chat_template(
-        messages[:-1], tools=conv.tools or None, tokenize=False, add_generation_prompt=True
-    )
-    prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return ids[: len(prompt)] == prompt
-
-
-def _tool_names(conv: Conversation) -> set[str]:
-    """Function names the rendering must show: every tool call made, every tool schema offered."""
-    names = {c.name for t in conv.turns for c in (t.tool_calls or [])}
-    for tool in conv.tools or []:
-        fn = tool.get("function", tool) if isinstance(tool, dict) else {}
-        if isinstance(fn, dict) and fn.get("name"):
-            names.add(str(fn["name"]))
-    return names
-
-
-def _tools_rendered(conv: Conversation, tokenizer, sample: RenderedSample) -> bool:
-    """Does the training text name every tool called or offered? Templates without tool support drop them
-    silently (an empty assistant turn gets trained instead of the call)."""
-    names = _tool_names(conv)
-    if not names:
-        return True
-    text = tokenizer.decode(sample.input_ids)
-    return all(name in text for name in names)
 
 
 def spans(tokenizer, sample: RenderedSample) -> list[tuple[str, bool]]:
@@ -92,25 +54,36 @@ def spans(tokenizer, sample: RenderedSample) -> list[tuple[str, bool]]:
     return out
 
 
+_COUNTED = (
+    "no_trained_tokens",
+    "eot_missing",
+    "prompt_not_prefix",
+    "tools_dropped",
+    "thinking_mismatch",
+    "template_variables",
+    "empty_think",
+    "reasoning_dropped",
+)
+
+
 def _new_source() -> dict[str, Any]:
-    return {
+    stats: dict[str, Any] = {
         "records": 0,
         "rendered": 0,
+        "samples": 0,
+        "rendered_per_turn": 0,
+        "untrained_turns": 0,
         "tokens": 0,
         "trained_tokens": 0,
-        "no_trained_tokens": 0,
-        "no_trained_tokens_ids": [],
         "dropped_too_long": 0,
         "truncated": 0,
         "errors": 0,
         "error_messages": [],
-        "eot_missing": 0,
-        "eot_missing_ids": [],
-        "prompt_not_prefix": 0,
-        "prompt_not_prefix_ids": [],
-        "tools_dropped": 0,
-        "tools_dropped_ids": [],
+        "variable_names": [],
     }
+    for key in _COUNTED:
+        stats[key], stats[key + "_ids"] = 0, []
+    return stats
 
 
 def _note(stats: dict, key: str, record_id) -> None:
@@ -119,24 +92,58 @@ def _note(stats: dict, key: str, record_id) -> None:
         stats[key + "_ids"].append(record_id)
 
 
+def _render(record, tokenizer, cfg) -> ConversationSamples:
+    if isinstance(record, Conversation):
+        return render_conversation(record, tokenizer, cfg)
+    sample = render_record(record, tokenizer, cfg)
+    return ConversationSamples([sample], [[]], [0], "text", len(sample))
+
+
+def _check_conversation(
+    stats, conv: Conversation, out: ConversationSamples, tokenizer, cfg, specials
+) -> None:
+    """Every per-record check of a rendered conversation, noted in ``stats``."""
+    rid = conv.meta.id
+    pairs = list(zip(out.samples, out.segments, out.message_counts, strict=True))
+    if not all(eot_ok(s, segs, specials) for s, segs, _ in pairs):
+        _note(stats, "eot_missing", rid)
+    if any(
+        not s.truncated and prompt_is_prefix(conv, tokenizer, cfg, s.input_ids, n) is False
+        for s, _, n in pairs
+    ):
+        _note(stats, "prompt_not_prefix", rid)
+    text = "\n".join(tokenizer.decode(s.input_ids) for s in out.samples)
+    if not tools_rendered(conv, text):
+        _note(stats, "tools_dropped", rid)
+    if carries_reasoning(conv, cfg) and not reasoning_rendered(conv, text):
+        _note(stats, "reasoning_dropped", rid)
+    names = template_variables("\n".join(trained_text(tokenizer, s) for s in out.samples))
+    if names:
+        _note(stats, "template_variables", rid)
+        stats["variable_names"] = list(dict.fromkeys(stats["variable_names"] + names))[:10]
+    if out.empty_think:
+        _note(stats, "empty_think", rid)
+
+
 def preview_report(records, tokenizer, cfg: RenderSection | None = None, *, n: int = 5) -> dict[str, Any]:
     """Render ``records`` and check them; returns ``{"sources": {name: stats}, "samples": [...], "ok": bool}``.
 
     ``tokenizer.chat_template`` must already be the training template (:func:`resolve_template`).
     """
     cfg = cfg or RenderSection()
-    specials = _special_ids(tokenizer)
+    specials = special_ids(tokenizer)
+    no_thinking = thinking_off(tokenizer, cfg.template_kwargs)
     sources: dict[str, dict[str, Any]] = defaultdict(_new_source)
     shown: list[dict[str, Any]] = []
     for record in records:
         stats = sources[record.meta.source or "data"]
         stats["records"] += 1
         rid = record.meta.id
+        mismatch = no_thinking and isinstance(record, Conversation) and carries_reasoning(record, cfg)
+        if mismatch:  # inference will never see this reasoning: the failure has one cause, named here
+            _note(stats, "thinking_mismatch", rid)
         try:
-            if isinstance(record, Conversation):
-                sample, segments, _ = render_conversation(record, tokenizer, cfg)
-            else:
-                sample, segments = render_record(record, tokenizer, cfg), []
+            out = _render(record, tokenizer, cfg)
         except EmptyLabelsError:
             _note(stats, "no_trained_tokens", rid)
             continue
@@ -144,49 +151,48 @@ def preview_report(records, tokenizer, cfg: RenderSection | None = None, *, n: i
             stats["dropped_too_long"] += 1
             continue
         except RenderError as err:
-            stats["errors"] += 1
-            if len(stats["error_messages"]) < _MAX_IDS:
-                stats["error_messages"].append(str(err))
+            if not mismatch:
+                stats["errors"] += 1
+                if len(stats["error_messages"]) < _MAX_IDS:
+                    stats["error_messages"].append(str(err))
             continue
         stats["rendered"] += 1
-        stats["tokens"] += len(sample)
-        stats["trained_tokens"] += sample.num_trained
-        stats["truncated"] += sample.truncated
-        if segments and not _eot_ok(sample, segments, specials):
-            _note(stats, "eot_missing", rid)
-        full = isinstance(record, Conversation) and not sample.truncated
-        if full and _prompt_is_prefix(record, tokenizer, cfg, sample.input_ids) is False:
-            _note(stats, "prompt_not_prefix", rid)
-        if isinstance(record, Conversation) and not _tools_rendered(record, tokenizer, sample):
-            _note(stats, "tools_dropped", rid)
-        if len(shown) < n:
-            shown.append(
-                {
-                    "id": rid,
-                    "source": record.meta.source,
-                    "tokens": len(sample),
-                    "trained": sample.num_trained,
-                    "spans": [[text, trained] for text, trained in spans(tokenizer, sample)],
-                }
-            )
+        stats["samples"] += len(out.samples)
+        stats["rendered_per_turn"] += out.mode in ("per_turn", "last_turn")
+        stats["untrained_turns"] += out.untrained_turns
+        stats["tokens"] += sum(len(s) for s in out.samples)
+        stats["trained_tokens"] += sum(s.num_trained for s in out.samples)
+        stats["truncated"] += any(s.truncated for s in out.samples)
+        if isinstance(record, Conversation):
+            _check_conversation(stats, record, out, tokenizer, cfg, specials)
+        for sample in out.samples[: max(0, n - len(shown))]:
+            shown.append(_shown(record, sample, tokenizer, len(out.samples)))
     for stats in sources.values():
         stats["trained_token_share"] = stats["trained_tokens"] / stats["tokens"] if stats["tokens"] else 0.0
         stats["eot_trained"] = stats["eot_missing"] == 0
         stats["prompt_is_prefix"] = stats["prompt_not_prefix"] == 0
-    ok = all(
-        s["errors"] == 0
-        and s["no_trained_tokens"] == 0
-        and s["eot_trained"]
-        and s["prompt_is_prefix"]
-        and s["tools_dropped"] == 0
-        for s in sources.values()
-    )
+    ok = all(s[key] == 0 for s in sources.values() for key, _ in _CHECKS)
     return {
         "template": cfg.template,
+        "template_kwargs": dict(cfg.template_kwargs),
+        "thinking": "off" if no_thinking else "on",
+        "history_rewrite": cfg.history_rewrite,
+        "drop_empty_think": cfg.drop_empty_think,
         "max_length": cfg.max_length,
         "sources": dict(sources),
         "samples": shown,
         "ok": ok,
+    }
+
+
+def _shown(record, sample: RenderedSample, tokenizer, of: int) -> dict[str, Any]:
+    return {
+        "id": record.meta.id,
+        "source": record.meta.source,
+        "tokens": len(sample),
+        "trained": sample.num_trained,
+        "samples_of_record": of,
+        "spans": [[text, trained] for text, trained in spans(tokenizer, sample)],
     }
 
 
@@ -219,7 +225,39 @@ _CHECKS = (
         "records whose tool calls or tool schemas the chat template does not render "
         "(use a template with tool support, e.g. render.template: chatml)",
     ),
+    (
+        "thinking_mismatch",
+        "records carry reasoning but inference runs with thinking off (the generation prompt closes an empty "
+        "think block, e.g. render.template_kwargs enable_thinking: false): the model would be trained on "
+        "reasoning it never produces; remove that setting, or set render.reasoning: drop",
+    ),
 )
+
+
+def _warning_lines(name: str, s: dict[str, Any], cfg_hint: dict[str, Any]) -> list[str]:
+    lines = []
+    ids = lambda key: ", ".join(map(str, s[key + "_ids"][:3]))  # noqa: E731
+    if s["template_variables"]:
+        names = s["variable_names"]
+        shown = ", ".join("{{" + v + "}}" for v in names[:5])
+        lines.append(
+            f"{name}: {s['template_variables']} records train unfilled template variables {shown} "
+            f"(e.g. {ids('template_variables')}); {substitute_fix(names)} for this source"
+        )
+    if s["empty_think"]:
+        what = "not trained (render.drop_empty_think)" if cfg_hint["drop_empty_think"] else "trained"
+        lines.append(
+            f"{name}: {s['empty_think']} records have assistant turns the template opens with an empty think "
+            f"block, {what} (e.g. {ids('empty_think')}): data without reasoning while inference thinks; "
+            "for non-reasoning data set render.template_kwargs: {enable_thinking: false}"
+        )
+    if s["reasoning_dropped"]:
+        lines.append(
+            f"{name}: {s['reasoning_dropped']} records carry reasoning the chat template does not render "
+            f"(e.g. {ids('reasoning_dropped')}); set render.reasoning: inline to train it as <think> text, "
+            "or drop to silence this"
+        )
+    return lines
 
 
 def problems(report: dict[str, Any]) -> list[str]:
@@ -233,17 +271,41 @@ def problems(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def warnings(report: dict[str, Any]) -> list[str]:
+    """One line per warning (shown, not failing): unfilled template variables, empty think blocks,
+    reasoning the template drops."""
+    hint = {"drop_empty_think": report.get("drop_empty_think", True)}
+    return [line for name, s in report["sources"].items() for line in _warning_lines(name, s, hint)]
+
+
+def rendering_summary(report: dict[str, Any]) -> str:
+    """How records became samples: ``"history_rewrite per_turn: 3 of 10 records rendered turn by turn, 14 samples"``."""
+    sources = report["sources"].values()
+    records = sum(s["rendered"] for s in sources)
+    per_turn = sum(s["rendered_per_turn"] for s in sources)
+    samples = sum(s["samples"] for s in sources)
+    left = sum(s["untrained_turns"] for s in sources)
+    return (
+        f"history_rewrite {report['history_rewrite']}: {per_turn} of {records} records rendered turn by turn "
+        f"(the template rewrites earlier turns), {samples} samples"
+        + (f", {left} assistant turns not trained" if left else "")
+        + f"; thinking {report['thinking']} at inference"
+    )
+
+
 def save_preview_html(report: dict[str, Any], path, title: str = "Mask preview"):
     """A self-contained HTML page: per-source table, problems, highlighted samples."""
     from sftlab.report.html import HtmlReport
 
     page = HtmlReport(title, f"template {report['template']} · max_length {report['max_length']}")
+    page.text(rendering_summary(report))
     page.section("Sources").table(
         [
             {
                 "source": name,
                 "records": s["records"],
                 "rendered": s["rendered"],
+                "samples": s["samples"],
                 "trained share": s["trained_token_share"],
                 "no trained token": s["no_trained_tokens"],
                 "EOS trained": "yes" if s["eot_trained"] else "NO",
@@ -261,6 +323,8 @@ def save_preview_html(report: dict[str, Any], path, title: str = "Mask preview")
         page.text(line, "err")
     if not found:
         page.text("every check passed", "ok")
+    for line in warnings(report):
+        page.text(line, "warn")
     page.section("Samples").text("Highlighted tokens carry loss; the rest is context.")
     for sample in report["samples"]:
         page.heading(
