@@ -97,3 +97,59 @@ def test_invalid_yaml_is_one_line(tmp_path, capsys):
     assert main(["recipe", "show", str(path)]) == 2
     err = capsys.readouterr().err
     assert "invalid YAML" in err and "Traceback" not in err
+
+
+def test_an_error_inside_an_overridden_block_names_the_override(tmp_path):
+    path = write(tmp_path, "name: demo\ntraining:\n  lr: 1e-4\n  epochs: 1\n")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, ["training={lr: 0, epochs: -1}"])
+    text = str(info.value)
+    assert "override training: training.epochs" in text and "(got -1)" in text
+    assert f"{path}:4" not in text  # line 4 says epochs: 1; the file is not to blame
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
+    path = write(tmp_path, "name: a\ntraining:\n  lr: 1e-4\n  lr: 2e-4\nname: b\n")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    text = str(info.value)
+    assert f"{path}:4: training.lr: duplicate key (first at line 3)" in text
+    assert f"{path}:5: name: duplicate key (first at line 1)" in text
+
+
+def test_alias_bomb_is_refused_at_once(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    path = write(tmp_path, "\n".join([*lines, "name: *a8"]) + "\n")
+    with pytest.raises(RecipeError, match="aliases expand to more than 100,000 values"):
+        load_recipe(path)
+
+
+def test_small_aliases_still_work(tmp_path):
+    path = write(tmp_path, "common: &lr {lr: 3.0e-4}\n")
+    with pytest.raises(RecipeError, match="common: unknown key"):
+        load_recipe(path)  # aliases parse; the unknown top-level key is the only problem
+    path = write(tmp_path, "training: &t {lr: 3.0e-4}\n")
+    assert load_recipe(path).training.lr == 3.0e-4
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("name: x\n".encode("utf-16"), "not UTF-8 text (it looks like UTF-16)"),
+        (bytes(range(256)), "a binary file"),
+        (b"name: caf\xe9\n", "not UTF-8 text at byte 9"),
+    ],
+)
+def test_recipe_that_is_not_utf8_text(tmp_path, content, says):
+    path = tmp_path / "r.yaml"
+    path.write_bytes(content)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert says in str(info.value)
+
+
+def test_utf8_bom_is_fine(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_bytes("\ufeffname: bom\n".encode())
+    assert load_recipe(path).name == "bom"

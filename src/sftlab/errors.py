@@ -23,11 +23,13 @@ class RecipeError(SftlabError):
         self.problems = problems
         self.source = source
         head = f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(
-            head + "\n" + "\n".join(f"  - {p}" for p in problems)
-            if len(problems) > 1
-            else f"{source}: {problems[0]}"
-        )
+        if len(problems) > 1:
+            message = head + "\n" + "\n".join(f"  - {p}" for p in problems)
+        elif problems[0].startswith(source):  # it names the file (and line) already
+            message = problems[0]
+        else:
+            message = f"{source}: {problems[0]}"
+        super().__init__(message)
 
 
 class DataError(SftlabError):

@@ -22,6 +22,8 @@ from sftlab.errors import RecipeError
 from sftlab.recipe.schema import Recipe
 
 Loc = tuple[str | int, ...]
+MAX_VALUES = 100_000
+"""A recipe whose aliases expand past this many values is refused before anything walks it (alias bombs)."""
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
@@ -33,15 +35,9 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         path = Path(path)
         if not path.is_file():
             raise RecipeError([f"file not found: {path}"], source=source)
-        text = path.read_text(encoding="utf-8")
-        try:
-            node = yaml.compose(text)
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark else ""
-            reason = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise RecipeError([f"{source}{where}: invalid YAML: {reason}"], source=source) from None
+        text = _read_text(path, source)
+        node = _compose(text, source)
+        data = (yaml.safe_load(text) or {}) if node is not None else {}
         if not isinstance(data, dict):
             raise RecipeError(
                 [f"{source}: the top level must be a mapping of sections, got {type(data).__name__}"],
@@ -61,6 +57,81 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
     if problems:
         raise RecipeError(problems, source=source)
     return recipe_from_dict(data, source=source, lines=lines, override_locs=override_locs)
+
+
+def _read_text(path: Path, source: str) -> str:
+    raw = path.read_bytes()
+    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RecipeError([f"{source}: a binary file, not a YAML recipe"], source=source)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        hint = " (it looks like UTF-16)" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ""
+        raise RecipeError(
+            [f"{source}: not UTF-8 text{hint} at byte {err.start}; save the recipe as UTF-8"], source=source
+        ) from None
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    """The YAML node tree, refused when it repeats a key or its aliases expand past :data:`MAX_VALUES`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        reason = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise RecipeError([f"{source}{where}: invalid YAML: {reason}"], source=source) from None
+    if node is None:
+        return None
+    size = _expanded_size(node, {})
+    if size > MAX_VALUES:
+        raise RecipeError(
+            [f"{source}: YAML aliases expand to more than {MAX_VALUES:,} values; refusing (an alias bomb?)"],
+            source=source,
+        )
+    duplicates: list[str] = []
+    _find_duplicate_keys(node, (), duplicates, set())
+    duplicates = [f"{source}:{d}" for d in duplicates]
+    if duplicates:
+        raise RecipeError(duplicates, source=source)
+    return node
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Values the node stands for once every alias is expanded (memoised: linear in the file)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 1  # a cycle counts once; safe_load would refuse it anyway
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(_expanded_size(v, memo) for _, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(_expanded_size(v, memo) for v in node.value)
+        else:
+            total = 1
+        memo[key] = min(total, MAX_VALUES + 1)
+    return memo[key]
+
+
+def _find_duplicate_keys(node: yaml.Node, loc: Loc, out: list[str], seen_nodes: set[int]) -> None:
+    if id(node) in seen_nodes:  # an alias: its keys were checked where it was defined
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key == "<<":
+                continue
+            if key in first:
+                path = ".".join(str(p) for p in (*loc, key))
+                out.append(f"{line}: {path}: duplicate key (first at line {first[key]}); keep one")
+            else:
+                first[key] = line
+            _find_duplicate_keys(value_node, (*loc, key), out, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _find_duplicate_keys(item, (*loc, i), out, seen_nodes)
 
 
 def recipe_from_dict(
@@ -170,8 +241,9 @@ def _describe(error: dict[str, Any], source: str, lines: dict[Loc, int], overrid
     loc = _file_loc(loc_full)
     key = ".".join(str(p) for p in loc) or "(top level)"
     where = source
-    if loc in override_locs:
-        where = "override"
+    override = next((o for o in override_locs if loc[: len(o)] == o), None)
+    if override is not None:
+        where = "override" if override == loc else f"override {'.'.join(map(str, override))}"
     else:
         line = _nearest_line(loc, lines)
         if line:
