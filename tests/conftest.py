@@ -39,3 +39,20 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
     from sftlab.testing import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny-model"), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def qwen3_tokenizer():
+    """Qwen3's real tokenizer and chat template (tools, <think> reasoning), embedded; copy before changing it."""
+    from sftlab.models import load_tokenizer
+
+    return load_tokenizer("qwen3-tokenizer")
+
+
+@pytest.fixture(scope="session")
+def llama3_real_tokenizer():
+    """Llama 3.2's real tokenizer (no chat template of its own) with the built-in llama3 template."""
+    from sftlab.models import load_tokenizer
+    from sftlab.render import resolve_template
+
+    return resolve_template(load_tokenizer("llama3.2-tokenizer"), "llama3")

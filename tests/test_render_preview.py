@@ -113,3 +113,52 @@ def test_eval_prompt_offers_the_same_tools_as_training(tokenizer):
     rendered = render_record(first_call, tok, RenderSection(template="chatml"))
     assert rendered.input_ids[: len(prompt)] == prompt
     assert encode_chat(tok, sample.messages) != prompt  # without the tools, the prompt differs
+
+
+IDENTITY = [  # the shape of LLaMA-Factory's data/identity.json: placeholders the user is meant to fill
+    {
+        "instruction": "hi",
+        "input": "",
+        "output": "Hello! I am {{name}}, an AI assistant developed by {{author}}.",
+    },
+    {
+        "instruction": "Who are you?",
+        "input": "",
+        "output": "I am {{name}}, an AI assistant developed by {{author}}.",
+    },
+    {"instruction": "What is 2+2?", "input": "", "output": "4."},
+]
+
+
+def test_preview_warns_about_unfilled_template_variables_in_trained_text(tokenizer, tmp_path):
+    from sftlab.data.io import read_records
+    from sftlab.render.preview import warnings
+
+    path = tmp_path / "identity.json"
+    path.write_text(json.dumps(IDENTITY))
+    records = list(read_records(path))
+    report = preview_report(records, tokenizer, RenderSection())
+    (stats,) = report["sources"].values()
+    assert stats["template_variables"] == 2 and stats["variable_names"] == ["name", "author"]
+    assert report["ok"]  # a warning: the fix is in the data, and the preview still shows it
+    (line,) = warnings(report)
+    assert "2 records train unfilled template variables {{name}}, {{author}}" in line
+    assert "set data.sources[i].substitute: {name: ..., author: ...}" in line
+    # a placeholder only in the prompt is not trained, so not reported
+    prompt_only = Conversation(
+        turns=[Turn("user", "Call me {{user}}."), Turn("assistant", "Sure.")], meta=Meta(id="p", source="s")
+    )
+    assert not warnings(preview_report([prompt_only], tokenizer, RenderSection()))
+
+
+def test_data_preview_cli_prints_mode_and_warnings(tmp_path, capsys):
+    from sftlab.cli.main import main
+
+    path = tmp_path / "identity.json"
+    path.write_text(json.dumps(IDENTITY))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data:\n  sources:\n    - path: {path}\n")
+    assert main(["data", "preview", str(recipe), "--n", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "history_rewrite per_turn: 0 of 3 records rendered turn by turn" in printed
+    assert "warning:" in printed and "{{name}}" in printed and "substitute" in printed

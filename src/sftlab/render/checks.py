@@ -17,6 +17,7 @@ from sftlab.render.messages import to_messages
 from sftlab.render.sample import RenderedSample
 
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+_INLINE_THINK = re.compile(r"<think>\s*\S")
 
 
 def special_ids(tokenizer) -> set[int]:
@@ -110,8 +111,13 @@ def substitute_fix(names: list[str], source_index: int | str = "i") -> str:
 
 
 def carries_reasoning(conv: Conversation, cfg: RenderSection) -> bool:
-    """Does the record bring reasoning into the rendering (an assistant turn with ``reasoning``)?"""
-    return cfg.reasoning != "drop" and any(t.reasoning for t in conv.turns if t.role == "assistant")
+    """Does the record bring reasoning into the rendering: an assistant turn with ``reasoning``, or
+    a non-empty ``<think>`` block written into its content (templates like Qwen3's parse it out)?"""
+    return any(
+        (t.reasoning and cfg.reasoning != "drop") or _INLINE_THINK.search(t.content or "")
+        for t in conv.turns
+        if t.role == "assistant"
+    )
 
 
 def reasoning_rendered(conv: Conversation, text: str) -> bool:

@@ -41,6 +41,7 @@ def doctor(recipe: Recipe, train_records: Sequence[Record], tokenizer=None) -> l
     findings: list[Finding] = []
     findings += check_hyperparameters(recipe, len(train_records))
     findings += check_mix(recipe, train_records)
+    findings += check_weights(recipe)
     if train_records:
         tokenizer = tokenizer if tokenizer is not None else _tokenizer(recipe)
         findings += check_rendering(recipe, train_records, tokenizer)
@@ -127,30 +128,68 @@ def check_mix(recipe: Recipe, records: Sequence[Record]) -> list[Finding]:
 # ---- checks that render or read the model ----------------------------------------------------------
 
 
+def check_weights(recipe: Recipe) -> list[Finding]:
+    """A tokenizer-only ``model.name`` renders and checks data but cannot be trained."""
+    from sftlab.models import resolve_model
+
+    try:
+        resolved = resolve_model(recipe.model.name, revision=recipe.model.revision)
+    except Exception:  # an unresolvable model is reported when its tokenizer is loaded
+        return []
+    if resolved.has_weights:
+        return []
+    return [Finding(
+        "warning", "no_weights",
+        f"model.name '{recipe.model.name}' is a tokenizer without weights: data preview and these checks work, "
+        "training, evaluation and generation do not",
+        "set model.name to a model with weights (a folder with config.json, a .gguf file, a hub id) before training",
+    )]  # fmt: skip
+
+
 def check_rendering(recipe: Recipe, records: Sequence[Record], tokenizer) -> list[Finding]:
-    """Share of samples max_length cuts, and whether the end-of-turn token is trained."""
-    from sftlab.render import RenderError, render_record, resolve_template
+    """Share of samples max_length cuts, whether the end-of-turn token is trained, unfilled
+    ``{{ variables }}`` in trained text, and reasoning that inference (thinking off) never sees."""
+    from sftlab.render import RenderError, resolve_template
+    from sftlab.render.checks import carries_reasoning, template_variables, trained_text
+    from sftlab.render.reasoning import thinking_off
+    from sftlab.render.sample import render_conversation
 
     out: list[Finding] = []
     conversations = [r for r in records[:SAMPLE_LIMIT] if isinstance(r, Conversation)]
     if not conversations:
         return out
-    resolve_template(tokenizer, recipe.render.template)
+    resolve_template(tokenizer, recipe.render.template, recipe.render.template_kwargs)
     cfg = recipe.render.model_copy(update={"truncation": "drop_turns", "on_empty_labels": "drop"})
     too_long = ends_trained = rendered = 0
     render_errors: list[str] = []
+    variables: dict[str, list[Record]] = {}
+    no_thinking = thinking_off(tokenizer)
+    mismatch = [r for r in conversations if no_thinking and carries_reasoning(r, cfg)]
     stop_ids = _stop_ids(tokenizer)
     for rec in conversations:
         n = len(tokenizer.apply_chat_template(_messages(rec), tokenize=True, return_dict=False))
         too_long += n > cfg.max_length
         try:
-            sample = render_record(rec, tokenizer, cfg)
+            samples = render_conversation(rec, tokenizer, cfg).samples
         except RenderError as err:
             render_errors.append(str(err))
             continue
         rendered += 1
-        trained = [x for x in sample.labels if x != -100]
-        ends_trained += bool(trained) and trained[-1] in stop_ids
+        for sample in samples:
+            trained = [x for x in sample.labels if x != -100]
+            ends_trained += bool(trained) and trained[-1] in stop_ids
+        for name in template_variables("\n".join(trained_text(tokenizer, s) for s in samples)):
+            variables.setdefault(name, []).append(rec)
+    out += _variable_findings(recipe, variables)
+    if mismatch:
+        out.append(Finding(
+            "error", "thinking_mismatch",
+            f"{len(mismatch)} records carry reasoning but the chat template runs inference with thinking off "
+            "(its generation prompt closes an empty think block): the model would learn reasoning it is never "
+            "asked to produce, and these records cannot be rendered as inference sees them",
+            "remove enable_thinking: false from render.template_kwargs, or set render.reasoning: drop",
+        ))  # fmt: skip
+        render_errors = [e for e in render_errors if "thinking off" not in e]
     if render_errors:
         out.append(Finding(
             "error", "render_fails",
@@ -182,7 +221,7 @@ def check_template_tokens(recipe: Recipe, tokenizer) -> list[Finding]:
     out: list[Finding] = []
     if recipe.render.template == "model" and not getattr(tokenizer, "chat_template", None):
         return out
-    resolve_template(tokenizer, recipe.render.template)
+    resolve_template(tokenizer, recipe.render.template, recipe.render.template_kwargs)
     text = tokenizer.apply_chat_template(_messages(_PROBE), tokenize=False)
     markers = sorted(set(re.findall(r"<\|?[A-Za-z_][\w|]*\|?>|\[/?INST\]", text)))
     split = [m for m in markers if len(tokenizer.encode(m, add_special_tokens=False)) > 1]
@@ -212,6 +251,27 @@ def check_template_tokens(recipe: Recipe, tokenizer) -> list[Finding]:
             "tokens the model knows (render.template: plain/alpaca)",
         ))  # fmt: skip
     return out
+
+
+def _variable_findings(recipe: Recipe, variables: dict[str, list[Record]]) -> list[Finding]:
+    """One warning for unfilled ``{{ name }}`` placeholders in trained text, naming the source to fix."""
+    from sftlab.render.checks import substitute_fix
+
+    if not variables:
+        return []
+    records = {id(r): r for recs in variables.values() for r in recs}
+    names = list(variables)
+    index = {s.name or Path(s.path).stem: i for i, s in enumerate(recipe.data.sources)}
+    sources = sorted({index.get(r.meta.source or "", -1) for r in records.values()})
+    where = sources[0] if len(sources) == 1 and sources[0] >= 0 else "i"
+    examples = ", ".join(str(r.meta.id or r.meta.source or "?") for r in list(records.values())[:3])
+    shown = ", ".join("{{" + n + "}}" for n in names[:5])
+    return [Finding(
+        "warning", "template_variables",
+        f"{len(records)} records train unfilled template variables {shown} (e.g. {examples}): the model learns "
+        "to answer with the placeholder itself",
+        substitute_fix(names, where),
+    )]  # fmt: skip
 
 
 _PROBE = Conversation(turns=[Turn("user", "hi"), Turn("assistant", "hello")], system="sys", meta=Meta())
