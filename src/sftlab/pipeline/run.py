@@ -141,7 +141,7 @@ def _tokenizer(recipe: Recipe):
     tokenizer = load_tokenizer(
         recipe.model.name, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
     )
-    return resolve_template(tokenizer, recipe.render.template)
+    return resolve_template(tokenizer, recipe.render.template, recipe.render.template_kwargs)
 
 
 def _preview(ctx: RunContext) -> dict[str, Any]:

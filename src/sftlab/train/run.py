@@ -75,11 +75,11 @@ def run_training(
     stage = infer_stage(recipe, train_records)
     render_cfg = recipe.render
     if stage == "sft":
-        resolve_template(tokenizer, render_cfg.template)
+        resolve_template(tokenizer, render_cfg.template, render_cfg.template_kwargs)
     else:  # continued pre-training: conversations (if any) are trained on every token too
         render_cfg = render_cfg.model_copy(update={"train_on": "everything"})
         if getattr(tokenizer, "chat_template", None):
-            resolve_template(tokenizer, render_cfg.template)
+            resolve_template(tokenizer, render_cfg.template, render_cfg.template_kwargs)
     cache = Path(run_dir) / "cache" / "tokens"
     train, stats = tokenize(train_records, tokenizer, render_cfg, cache)
     evals, _ = tokenize(eval_records, tokenizer, render_cfg, cache)
