@@ -9,7 +9,7 @@ from sftlab.render.dataset import TokenizedData, tokenize_records
 from sftlab.render.errors import EmptyLabelsError, NotPrefixStableError, RenderError, TooLongError
 from sftlab.render.labels import IGNORE_INDEX, count_trained, labels_from_weights, token_mean_loss
 from sftlab.render.pack import pack_samples, padding_share
-from sftlab.render.sample import RenderedSample, render_record
+from sftlab.render.sample import RenderedSample, render_record, render_samples
 from sftlab.render.templates import BUILTIN_TEMPLATES, resolve_template
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "pack_samples",
     "padding_share",
     "render_record",
+    "render_samples",
     "resolve_template",
     "token_mean_loss",
     "tokenize_records",
