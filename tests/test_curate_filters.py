@@ -100,6 +100,100 @@ def test_filter_cases(step, record, expected):
     assert reason({"type": step}, record) == expected
 
 
+# ── placeholder: slots in answers, not code, maths, markup or the prompt (issue 15) ──
+
+NOT_SLOTS = [
+    "The expected value E[X] is the mean; Var[X] = E[X^2] - E[X]^2.",
+    "In React, render it with <h1>Hello {name}</h1> inside the component.",
+    'Python 3.6 added f-strings: print(f"Hello {name}") fills the name in.',
+    "A Rust function taking a slice has the parameter type &[T] and borrows it.",
+    "Methane written in SMILES with explicit hydrogens is [H]C([H])([H])[H].",
+    "The payment file holds <Account><IBAN>DE89370400440532013000</IBAN></Account> per debtor.",
+    'As the author wrote, "[T]here is no such thing as a free lunch."',
+    "The answer is [A]; see [1] and the [docs](https://example.org) for details.",
+    "[Chorus]\nWe sing all night\n[Verse 2]\nAnd dance till light",
+    "Log lines look like [INFO] server started and [ERROR] disk full.",
+    "Index the array with arr[INDEX] and the dict with d[KEY].",
+]
+
+
+@pytest.mark.parametrize("answer", NOT_SLOTS)
+def test_placeholder_ignores_code_maths_and_markup(answer):
+    assert reason({"type": "placeholder"}, rec("Explain", answer)) is None
+
+
+SLOTS = [
+    ("Thank you for your time.\n\nBest regards,\n[Your Name]", "[Your Name]"),
+    ("We at [Company Name] are delighted to offer you the role.", "[Company Name]"),
+    ("The meeting is on [INSERT DATE] in the main hall.", "[INSERT DATE]"),
+    ("Reach me at <your email> if anything comes up.", "<your email>"),
+    ("Your order number is XXX and ships tomorrow.", "XXX"),
+    ("I have worked with [Employee Name] for [X] years.", "[Employee Name]"),
+    ("Please see [insert link here] for the schedule.", "[insert link here]"),
+    ("Dear {{ first_name }}, your account is ready.", "{{ first_name }}"),
+    ("At [company name], we care about the environment.", "[company name]"),
+    ("Sincerely, {Your Name}", "{Your Name}"),
+]
+
+
+@pytest.mark.parametrize("answer,token", SLOTS)
+def test_placeholder_catches_slots_and_names_them(answer, token):
+    decision = build_step({"type": "placeholder"}).process(rec("Write it", answer))
+    assert decision.reason == "unfilled_placeholder"
+    assert decision.detail == f"turn 2: {token}"
+
+
+def test_placeholder_reads_answers_not_prompts():
+    prompt_only = rec(
+        "[TASK TYPE]: Article\n[TOPIC]: Write about [Your Name]'s garden", "Here is the article."
+    )
+    assert reason({"type": "placeholder"}, prompt_only) is None
+    assert reason({"type": "placeholder", "field": "all"}, prompt_only) == "unfilled_placeholder"
+    later = Conversation(
+        [
+            Turn("user", "Draft it"),
+            Turn("assistant", "Done."),
+            Turn("user", "Sign it"),
+            Turn("assistant", "[Name]"),
+        ],
+        meta=Meta(id="x"),
+    )
+    assert reason({"type": "placeholder"}, later) is None  # an answer that is only a bracket is a value
+    later.turns[3].content = "Kind regards,\n[Name]"
+    assert build_step({"type": "placeholder"}).process(later).detail == "turn 4: [Name]"
+
+
+# ── repetition: one answer at a time unless asked (issue 15) ──
+
+
+def multi_turn(*answers: str) -> Conversation:
+    turns = []
+    for i, a in enumerate(answers):
+        turns += [Turn("user", f"Rewrite it, version {i}"), Turn("assistant", a)]
+    return Conversation(turns, meta=Meta(id="x"))
+
+
+REWRITE = (
+    "Our bakery opens at seven every morning and sells fresh sourdough, rye and seeded loaves, "
+    "baked by hand from local flour, with coffee from a roaster down the street."
+)
+
+
+def test_repetition_judges_each_answer_alone():
+    rewrites = multi_turn(REWRITE, REWRITE.replace("seven", "eight"), REWRITE.replace("rye", "spelt"))
+    assert reason({"type": "repetition"}, rewrites) is None
+    decision = build_step({"type": "repetition", "across_turns": True}).process(rewrites)
+    assert decision.reason == "repetition"
+    assert decision.detail.startswith("turns 2, 4, 6 together: ")
+
+
+def test_repetition_names_the_looping_turn():
+    looping = multi_turn(REWRITE, "the cat sat on the mat " * 8, REWRITE)
+    decision = build_step({"type": "repetition"}).process(looping)
+    assert decision.reason == "repetition"
+    assert decision.detail.startswith("turn 4: ")
+
+
 def test_language_allows_cyrillic_when_configured():
     r = rec("Привет, как дела?", "Хорошо, спасибо.")
     assert reason({"type": "language", "allowed_languages": ["ru", "en"]}, r) is None

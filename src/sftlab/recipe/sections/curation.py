@@ -111,9 +111,15 @@ class TimeSensitiveFilterConfig(StepBase):
 
 
 class PlaceholderFilterConfig(StepBase):
+    """Template slots nobody filled: ``[Your Name]``, ``{{name}}``, ``<your email>``, ``[INSERT DATE]``, ``XXX``.
+
+    Only words describing what to insert count (title case, capitals, or *your/insert/enter*), outside code;
+    ``E[X]``, ``{name}`` in JSX or f-strings, ``&[T]``, ``<IBAN>…</IBAN>`` and ``[A]`` options are not slots.
+    """
+
     type: Literal["placeholder"] = "placeholder"
-    field: TextField = "all"
-    """Where to look for ``{{name}}``, ``[NAME]``, ``<PLACEHOLDER>``, ``{var}``."""
+    field: Literal["answers", "all"] = "answers"
+    """``answers``: assistant turns only (what is trained); ``all``: also the prompts and system prompt."""
 
 
 class RepetitionFilterConfig(StepBase):
@@ -126,6 +132,9 @@ class RepetitionFilterConfig(StepBase):
     """Largest share of non-empty answer lines that duplicate an earlier line."""
     min_words: int = Field(default=12, ge=1)
     """Answers shorter than this are not checked."""
+    across_turns: bool = False
+    """Also judge a conversation's answers joined together. Off by default: answers of one conversation
+    legitimately repeat each other (rewrites of one text, listings from one template); each is judged alone."""
 
 
 class OffTopicFilterConfig(StepBase):
