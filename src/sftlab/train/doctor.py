@@ -181,14 +181,8 @@ def check_rendering(recipe: Recipe, records: Sequence[Record], tokenizer) -> lis
         for name in template_variables("\n".join(trained_text(tokenizer, s) for s in samples)):
             variables.setdefault(name, []).append(rec)
     out += _variable_findings(recipe, variables)
-    if mismatch:
-        out.append(Finding(
-            "error", "thinking_mismatch",
-            f"{len(mismatch)} records carry reasoning but the chat template runs inference with thinking off "
-            "(its generation prompt closes an empty think block): the model would learn reasoning it is never "
-            "asked to produce, and these records cannot be rendered as inference sees them",
-            "remove enable_thinking: false from render.template_kwargs, or set render.reasoning: drop",
-        ))  # fmt: skip
+    if mismatch:  # one cause, reported once: not again among the render failures it causes
+        out.append(_thinking_mismatch(len(mismatch)))
         render_errors = [e for e in render_errors if "thinking off" not in e]
     if render_errors:
         out.append(Finding(
@@ -251,6 +245,16 @@ def check_template_tokens(recipe: Recipe, tokenizer) -> list[Finding]:
             "tokens the model knows (render.template: plain/alpaca)",
         ))  # fmt: skip
     return out
+
+
+def _thinking_mismatch(n: int) -> Finding:
+    return Finding(
+        "error", "thinking_mismatch",
+        f"{n} records carry reasoning but the chat template runs inference with thinking off "
+        "(its generation prompt closes an empty think block): the model would learn reasoning it is never "
+        "asked to produce, and these records cannot be rendered as inference sees them",
+        "remove enable_thinking: false from render.template_kwargs, or set render.reasoning: drop",
+    )  # fmt: skip
 
 
 def _variable_findings(recipe: Recipe, variables: dict[str, list[Record]]) -> list[Finding]:
