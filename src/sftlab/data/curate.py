@@ -30,6 +30,7 @@ from typing import Any
 from sftlab.data.record import Conversation, Record
 from sftlab.data.sources import SourceSet
 from sftlab.data.steps.base import Step, StepStats
+from sftlab.errors import DataError
 from sftlab.utils.atomic import atomic_path
 
 SPLIT_FILES = ("train", "validation", "test")
@@ -120,25 +121,63 @@ def curate(
     report: bool = True,
     title: str = "Curation report",
 ) -> CurationResult:
-    """Run ``steps`` over ``records``; write kept/rejects/splits/report into ``out_dir``."""
+    """Run ``steps`` over ``records``; write kept/rejects/splits/report into ``out_dir``.
+
+    Everything is written into a staging folder that replaces ``out_dir`` in one
+    rename, so a kill at any point leaves the previous complete outputs or the
+    new complete ones, never a mix.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(out_dir)
     result = CurationResult(out_dir=out_dir)
+    try:
+        with atomic_path(out_dir, is_dir=True) as stage:
+            before, after = _write_outputs(records, steps, stage, result)
+            result.profile = _profile_summary(before, after)
+            if report:
+                from sftlab.data.curation_report import write_report
+
+                write_report(result, before.lengths, after.lengths, title=title, folder=stage)
+    except OSError as err:
+        if not str(getattr(err, "filename", "") or "").startswith(str(out_dir.parent)):
+            raise
+        raise DataError(f"cannot write the curation outputs in {out_dir}: {err.strerror or err}") from None
+    return result
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Curation replaces its whole folder, so the folder must hold nothing but curation outputs."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder; choose another curation output folder")
+    ours = {f"{n}.jsonl" for n in ("kept", "rejects", *SPLIT_FILES)} | {"report.json", "report.html"}
+    foreign = sorted(
+        p.name
+        for p in out_dir.iterdir()
+        if p.name not in ours and not p.name.startswith((".read_rejects_", "read_rejects_"))
+    )
+    if foreign:
+        raise DataError(
+            f"{out_dir}: holds files curation did not write ({', '.join(foreign[:3])}); curation replaces "
+            "the whole folder, so choose an empty folder or one of its own"
+        )
+
+
+def _write_outputs(
+    records: Iterable[Record], steps: list[Step], stage: Path, result: CurationResult
+) -> tuple[_Profile, _Profile]:
+    """Stream ``records`` through ``steps`` into ``stage``; returns the before/after profiles."""
     before, after = _Profile(), _Profile()
     counter = [0]
     with_splits = any(getattr(s, "writes_split", False) for s in steps)
-
     with contextlib.ExitStack() as stack:
-        rejects_tmp = stack.enter_context(atomic_path(out_dir / "rejects.jsonl"))
-        kept_tmp = stack.enter_context(atomic_path(out_dir / "kept.jsonl"))
-        rejects_fh = stack.enter_context(open(rejects_tmp, "w", encoding="utf-8"))
-        kept_fh = stack.enter_context(open(kept_tmp, "w", encoding="utf-8"))
-        split_fhs = {}
-        if with_splits:
-            for name in SPLIT_FILES:
-                tmp = stack.enter_context(atomic_path(out_dir / f"{name}.jsonl"))
-                split_fhs[name] = stack.enter_context(open(tmp, "w", encoding="utf-8"))
-
+        rejects_fh = stack.enter_context(open(stage / "rejects.jsonl", "w", encoding="utf-8"))
+        kept_fh = stack.enter_context(open(stage / "kept.jsonl", "w", encoding="utf-8"))
+        split_fhs = {
+            name: stack.enter_context(open(stage / f"{name}.jsonl", "w", encoding="utf-8"))
+            for name in (SPLIT_FILES if with_splits else ())
+        }
         stream: Iterable[Record] = _observe(records, before, counter)
         for step in steps:
             stats = StepStats(step=step.name)
@@ -156,17 +195,10 @@ def curate(
         result.records_in = counter[0]
         if isinstance(records, SourceSet):
             _account_reading(records, result, rejects_fh)
+            records.discard_reject_files()
         result.added = sum(s.added for s in result.steps)
         _check_accounting(result)
-    if isinstance(records, SourceSet):
-        records.discard_reject_files()
-
-    result.profile = _profile_summary(before, after)
-    if report:
-        from sftlab.data.curation_report import write_report
-
-        write_report(result, before.lengths, after.lengths, title=title)
-    return result
+    return before, after
 
 
 def _route(step: Step, records: Iterable[Record], stats: StepStats, rejects_fh, result: CurationResult):

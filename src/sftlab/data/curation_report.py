@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 
 
 def write_report(
-    result: CurationResult, before: array, after: array, *, title: str = "Curation report"
+    result: CurationResult,
+    before: array,
+    after: array,
+    *,
+    title: str = "Curation report",
+    folder: Path | None = None,
 ) -> None:
-    """Write ``report.json`` and ``report.html`` into ``result.out_dir``."""
+    """Write ``report.json`` and ``report.html`` into ``folder`` (default ``result.out_dir``)."""
+    folder = Path(folder or result.out_dir)
     data = result.to_dict()
-    write_json(result.out_dir / "report.json", data)
-    render_html(data, before, after, title).save(result.out_dir / "report.html")
+    write_json(folder / "report.json", data)
+    render_html(data, before, after, title).save(folder / "report.html")
 
 
 def curation_summary(out_dir: str | Path) -> dict[str, Any]:

@@ -1,12 +1,16 @@
 """Atomic outputs: write to a temporary sibling, then rename over the target.
 
 A crash (or SIGKILL) mid-write leaves either the old file or the new one, never
-half a file; stages rely on this to decide what is up to date.
+half a file; stages rely on this to decide what is up to date. Temporary names
+carry the writer's pid (``.<name>.<pid>.<random>``), so the next writer of the
+same target removes what a killed one left behind, and a folder caught between
+its two renames (old moved aside, new not yet in place) is put back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -27,10 +31,12 @@ def atomic_path(target: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(target)
+    prefix = f".{target.name}.{os.getpid()}."
     if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     else:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
     try:
@@ -40,7 +46,7 @@ def atomic_path(target: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
                 old = target.with_name(f".{target.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
                 target.rename(old)
-                tmp.rename(target)
+                tmp.rename(target)  # a kill before this line is undone by remove_stale
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 tmp.rename(target)
@@ -53,6 +59,45 @@ def atomic_path(target: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale(target: str | Path) -> list[Path]:
+    """Remove temporaries of ``target`` left by writers that are no longer running; return them.
+
+    A folder whose old copy was moved aside but whose new copy never arrived is restored.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    old = target.with_name(f".{target.name}.old")
+    if old.is_dir():
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(target)
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        pid = path.name[len(target.name) + 2 :].split(".", 1)[0]
+        if path == old or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def write_text(target: str | Path, text: str) -> Path:
