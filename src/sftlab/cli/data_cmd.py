@@ -11,6 +11,10 @@ import typer
 app = typer.Typer(help="Read, convert, inspect and curate data.", no_args_is_help=True)
 
 _FORMATS = "alpaca|sharegpt|messages|text|sftlab"
+_DATASET_HELP = (
+    "Entry to read when IN is a LLaMA-Factory dataset_info.json (or its folder); "
+    "its file_name, formatting, columns and tags apply."
+)
 
 
 def _summary(stats) -> str:
@@ -24,7 +28,10 @@ def _summary(stats) -> str:
 @app.command("convert")
 def convert(
     src: str = typer.Argument(
-        ..., metavar="IN", help="Input file (.jsonl/.json/.parquet/.csv/.txt), HF dataset folder or hub name."
+        ...,
+        metavar="IN",
+        help="Input file (.jsonl/.json/.parquet/.csv/.txt), HF dataset folder, hub name, or a "
+        "LLaMA-Factory dataset_info.json with --dataset.",
     ),
     dst: str = typer.Argument(
         ...,
@@ -44,10 +51,12 @@ def convert(
     ),
     split: str = typer.Option(None, "--split", help="Split of a HF dataset."),
     limit: int = typer.Option(None, "--limit", help="Convert at most this many records."),
+    dataset: str = typer.Option(None, "--dataset", help=_DATASET_HELP),
 ) -> None:
     """Convert IN to OUT in another format; prints in = kept + rejected and what the target format dropped."""
     from sftlab.cli.common import out
     from sftlab.data.io import read_records, write_records
+    from sftlab.data.llamafactory import resolve
     from sftlab.errors import DataError
     from sftlab.utils.progress import track
 
@@ -55,14 +64,15 @@ def convert(
         raise DataError(f"--on-error must be fail or skip, got {on_error!r}")
     if on_error == "skip" and rejects is None:
         rejects = f"{dst}.rejects.jsonl"
+    where = resolve(src, dataset, format=from_, mapping=_parse_map(mapping), split=split, limit=limit)
     stream = read_records(
-        src,
-        format=from_,
-        mapping=_parse_map(mapping),
+        where.path,
+        format=where.format,
+        mapping=where.mapping,
         on_error=on_error,
         rejects_path=rejects,
-        split=split,
-        limit=limit,
+        split=where.split,
+        limit=where.limit,
     )
     wstats = write_records(track(stream, f"convert → {to}", total=None), dst, format=to)
     rstats = stream.stats
@@ -101,26 +111,33 @@ def _parse_map(items: list[str] | None) -> dict[str, str]:
 
 @app.command("inspect")
 def inspect(
-    src: str = typer.Argument(..., metavar="IN", help="Data file, HF dataset folder or hub name."),
+    src: str = typer.Argument(
+        ...,
+        metavar="IN",
+        help="Data file, HF dataset folder, hub name, or a LLaMA-Factory dataset_info.json with --dataset.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     tokenizer: str = typer.Option(
         None, "--tokenizer", help="Model whose tokenizer counts tokens (embedded name, folder, hub id)."
     ),
     from_: str = typer.Option("auto", "--from", help=f"Input format: auto|{_FORMATS}."),
     mapping: list[str] = typer.Option(None, "--map", help="Column/role mapping KEY=VALUE, repeatable."),
+    dataset: str = typer.Option(None, "--dataset", help=_DATASET_HELP),
 ) -> None:
     """Format, record count, turn/role histograms, length percentiles, tools/reasoning, 3 samples."""
     import json
 
     from sftlab.cli.common import out, print_json
     from sftlab.data.inspect import inspect_file
+    from sftlab.data.llamafactory import resolve
 
     tok = None
     if tokenizer:
         from sftlab.models import load_tokenizer, resolve_model
 
         tok = load_tokenizer(resolve_model(tokenizer))
-    info = inspect_file(src, format=from_, mapping=_parse_map(mapping), tokenizer=tok)
+    where = resolve(src, dataset, format=from_, mapping=_parse_map(mapping))
+    info = inspect_file(where.path, format=where.format, mapping=where.mapping, tokenizer=tok)
     if as_json:
         print_json(info)
         return

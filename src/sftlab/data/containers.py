@@ -45,14 +45,24 @@ class RawRow:
     problem: InvalidRecord | None = None
 
 
+def is_saved_dataset(folder: Path) -> bool:
+    """A folder written by ``datasets``' ``save_to_disk`` (a LLaMA-Factory data folder has only ``dataset_info.json``)."""
+    return any((folder / f).exists() for f in ("state.json", "dataset_dict.json"))
+
+
 def container_of(path: str | Path) -> str:
     """``jsonl|json|parquet|csv|tsv|txt|hf_disk|hf_hub`` for a path (or hub name)."""
     p = Path(path)
     if p.is_dir():
-        if any((p / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
+        if is_saved_dataset(p):
             return "hf_disk"
+        if (p / "dataset_info.json").exists():
+            raise DataError(
+                f"{path}: a LLaMA-Factory data folder; name the dataset to read with dataset: NAME (recipe) "
+                "or --dataset NAME (CLI)"
+            )
         raise DataError(
-            f"{path}: a folder that is not a saved Hugging Face dataset (no dataset_info.json/state.json)"
+            f"{path}: a folder that is not a saved Hugging Face dataset (no state.json/dataset_dict.json)"
         )
     name = p.name.lower()
     for suffix, kind in (
@@ -157,6 +167,11 @@ def read_json(path: str | Path) -> Iterator[RawRow]:
         ) from None
     if isinstance(obj, dict):
         lists = [v for v in obj.values() if isinstance(v, list)]
+        if obj and all(isinstance(v, dict) for v in obj.values()):
+            raise DataError(
+                f"{path}: a LLaMA-Factory dataset_info.json (datasets {', '.join(list(obj)[:5])}); name the "
+                "dataset to read with dataset: NAME (recipe) or --dataset NAME (CLI)"
+            )
         if len(lists) != 1:
             raise DataError(f"{path}: a JSON object, not an array of records (keys {sorted(obj)[:10]})")
         obj = lists[0]
@@ -409,6 +424,7 @@ class ParquetSink(_TwoPassSink):
         """One schema for all rows; a column whose types cannot be unified (int here, text there) becomes text."""
         while True:
             schema = None
+            batch: list[dict[str, Any]] = []
             try:
                 for batch in self._batches():
                     s = pa.Table.from_pylist(batch).schema
@@ -417,12 +433,24 @@ class ParquetSink(_TwoPassSink):
                     )
                 return schema
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                bad = [c for c in self.columns if c not in self.text_cols and f"'{c}'" in str(exc)]
-                if not bad:  # the message did not name the column: every column not yet text becomes text
-                    bad = [c for c in self.columns if c not in self.text_cols]
+                bad = self._culprits(pa, exc, batch)
                 if not bad:
                     raise
                 self.text_cols.update(bad)
+
+    def _culprits(self, pa, exc: Exception, batch: list[dict[str, Any]]) -> list[str]:
+        """Columns to store as text: those the error names, else those Arrow cannot type alone, else all."""
+        candidates = [c for c in self.columns if c not in self.text_cols]
+        named = [c for c in candidates if f"'{c}'" in str(exc) or f"Field {c} " in str(exc)]
+        if named:
+            return named
+        alone = []
+        for c in candidates:  # e.g. message content that is text in one row and a list of parts in another
+            try:
+                pa.array([row.get(c) for row in batch])
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                alone.append(c)
+        return alone or candidates
 
 
 SINKS = {"jsonl": JsonlSink, "json": JsonArraySink, "csv": CsvSink, "tsv": TsvSink, "parquet": ParquetSink}

@@ -30,8 +30,10 @@ from sftlab.data import containers
 from sftlab.data.detect import detect_format
 from sftlab.data.formats import get_format
 from sftlab.data.formats._common import split_think
+from sftlab.data.llamafactory import resolve_source
 from sftlab.data.mapping import Mapping
 from sftlab.data.record import Conversation, Record, record_from_dict
+from sftlab.data.substitute import substituter
 from sftlab.data.validate import InvalidRecord, check_record
 from sftlab.errors import DataError
 from sftlab.utils.atomic import atomic_path
@@ -105,6 +107,7 @@ class RecordStream:
         task: str | None = None,
         limit: int | None = None,
         split: str | None = None,
+        substitute: dict[str, str] | None = None,
     ):
         if on_error not in ("fail", "skip"):
             raise DataError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
@@ -122,6 +125,7 @@ class RecordStream:
         self.task = task
         self.limit = limit
         self.split = split
+        self.substitute = substituter(substitute) if substitute else None
         self.stem = (
             Path(self.path.rstrip("/")).name.split(".")[0]
             if self.container != "hf_hub"
@@ -182,6 +186,8 @@ class RecordStream:
                 record = fmt.parse(row, mapping)
                 if think and isinstance(record, Conversation):
                     split_think(record, think)
+                if self.substitute is not None:
+                    self.substitute(record)
                 check_record(record)
                 meta = record.meta
                 if meta.id is None:
@@ -264,18 +270,24 @@ def read_records(
 def read_source(
     source: SourceSection, *, on_error: OnError = "fail", rejects_path: str | Path | None = None
 ) -> RecordStream:
-    """A recipe ``data.sources[]`` entry as a stream; ``meta.source`` defaults to the file stem."""
-    stream = read_records(
-        source.path,
-        format=source.format,
-        mapping=source.mapping,
+    """A recipe ``data.sources[]`` entry as a stream; ``meta.source`` defaults to the dataset entry or file stem.
+
+    A source naming a ``dataset`` of a LLaMA-Factory ``dataset_info.json`` reads
+    that entry's file with its format and columns (:mod:`sftlab.data.llamafactory`).
+    """
+    where = resolve_source(source)
+    stream = RecordStream(
+        where.path,
+        format=where.format,
+        mapping=where.mapping,
         on_error=on_error,
         rejects_path=rejects_path,
         task=source.task,
-        limit=source.limit,
-        split=source.split,
+        limit=where.limit,
+        split=where.split,
+        substitute=source.substitute,
     )
-    stream.source_name = source.name or stream.stem
+    stream.source_name = where.name or stream.stem
     return stream
 
 

@@ -12,7 +12,13 @@ accepted flat; values name the column or role string used in the file:
 ``reasoning_tag: think`` asks readers to split a leading ``<think>…</think>``
 from assistant answers into ``Turn.reasoning`` (never done unless asked).
 A nested ``{columns: {...}, tags: {...}}`` block, as in ``dataset_info.json``,
-is flattened.
+is flattened. LLaMA-Factory columns sftlab cannot train on (images, videos,
+audios; chosen, rejected, kto_tag) are refused with the reason:
+
+>>> Mapping.parse({"columns": {"messages": "messages", "images": "images"}})
+Traceback (most recent call last):
+...
+sftlab.errors.DataError: mapping.images: multimodal inputs are not supported (sftlab trains on text); remove the column to train on the text alone
 """
 
 from __future__ import annotations
@@ -54,6 +60,18 @@ TAG_KEYS: dict[str, str] = {
 }
 OTHER_KEYS = ("role_tag", "content_tag", "reasoning_tag", "formatting")
 
+_MULTIMODAL = "multimodal inputs are not supported (sftlab trains on text); remove the column to train on the text alone"
+_PREFERENCE = "preference data is not supported (sftlab does supervised fine-tuning); use the SFT columns (prompt/response or messages)"
+#: LLaMA-Factory column keys that name data sftlab does not train on, and why.
+UNSUPPORTED_KEYS: dict[str, str] = {
+    "images": _MULTIMODAL,
+    "videos": _MULTIMODAL,
+    "audios": _MULTIMODAL,
+    "chosen": _PREFERENCE,
+    "rejected": _PREFERENCE,
+    "kto_tag": _PREFERENCE,
+}
+
 #: Role spellings seen in the wild, understood without any mapping.
 DEFAULT_ROLES: dict[str, str] = {
     "user": "user",
@@ -72,6 +90,31 @@ DEFAULT_ROLES: dict[str, str] = {
 }
 
 
+def _at(where: str, key: str) -> str:
+    """``where.key`` for messages; the bare key when the caller already says where (a recipe path)."""
+    if not key:
+        return f"{where}: " if where else ""
+    return f"{where}.{key}" if where else key
+
+
+def flatten(raw: AbcMapping[str, Any] | None, *, where: str = "mapping") -> dict[str, Any]:
+    """One flat dict from a mapping that may nest ``columns:``/``tags:`` as ``dataset_info.json`` does.
+
+    >>> flatten({"columns": {"messages": "dialog"}, "tags": {"role_tag": "speaker"}, "user_tag": "Human"})
+    {'messages': 'dialog', 'role_tag': 'speaker', 'user_tag': 'Human'}
+    """
+    flat: dict[str, Any] = {}
+    for key, value in (raw or {}).items():
+        items = (
+            value.items() if key in ("columns", "tags") and isinstance(value, AbcMapping) else [(key, value)]
+        )
+        for k, v in items:
+            if k in flat and flat[k] != v:
+                raise DataError(f"{_at(where, k)}: given twice ({flat[k]!r} and {v!r}); keep one")
+            flat[k] = v
+    return flat
+
+
 @dataclass
 class Mapping:
     """A parsed ``mapping:`` block; the empty mapping changes nothing."""
@@ -88,18 +131,15 @@ class Mapping:
         """Validate a mapping dict; unknown keys are a :class:`DataError` naming the nearest valid key."""
         if isinstance(raw, Mapping):
             return raw
-        flat: dict[str, Any] = {}
-        for key, value in (raw or {}).items():
-            if key in ("columns", "tags") and isinstance(value, AbcMapping):
-                flat.update(value)  # dataset_info.json nesting
-            else:
-                flat[key] = value
+        flat = flatten(raw, where=where)
         m = cls()
         valid = [*COLUMN_KEYS, *TAG_KEYS, *OTHER_KEYS]
         for key, value in flat.items():
+            if key in UNSUPPORTED_KEYS:
+                raise DataError(f"{_at(where, key)}: {UNSUPPORTED_KEYS[key]}")
             if not isinstance(value, str) or not value:
                 raise DataError(
-                    f"{where}.{key}: expected a non-empty string (a column or role name), got {value!r}"
+                    f"{_at(where, key)}: expected a non-empty string (a column or role name), got {value!r}"
                 )
             if key in COLUMN_KEYS:
                 m.columns[value] = COLUMN_KEYS[key]
@@ -110,9 +150,11 @@ class Mapping:
             else:
                 near = difflib.get_close_matches(key, valid, n=1)
                 hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(valid)}"
-                raise DataError(f"{where}: unknown key '{key}'{hint}")
+                raise DataError(f"{_at(where, '')}unknown key '{key}'{hint}")
         if m.formatting and m.formatting not in ("alpaca", "sharegpt", "openai"):
-            raise DataError(f"{where}.formatting: expected alpaca, sharegpt or openai, got {m.formatting!r}")
+            raise DataError(
+                f"{_at(where, 'formatting')}: expected alpaca, sharegpt or openai, got {m.formatting!r}"
+            )
         return m
 
     @property

@@ -98,7 +98,12 @@ class Meta:
     ``task`` and ``label`` drive stratified splits, balance checks and
     per-task metrics; ``provenance`` records how it was made (teacher, template,
     parent id, curation edits); ``extra`` keeps unmapped source columns so that
-    conversions lose nothing.
+    conversions lose nothing. ``source_shape`` keeps, per source format, what the
+    canonical record cannot say about how the source wrote it (Alpaca's
+    ``instruction``/``input`` split, a JSON text's spacing, an empty ``tools: "[]"``),
+    so that writing that format again gives the source's own fields and values;
+    it is set only when the default writer would not reproduce the row (see
+    :mod:`sftlab.data.formats._shape`).
     """
 
     id: str | None = None
@@ -107,6 +112,7 @@ class Meta:
     label: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    source_shape: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -118,6 +124,8 @@ class Meta:
             d["provenance"] = self.provenance
         if self.extra:
             d["extra"] = self.extra
+        if self.source_shape:
+            d["source_shape"] = self.source_shape
         return d
 
     @classmethod
@@ -130,6 +138,7 @@ class Meta:
             label=d.get("label"),
             provenance=dict(d.get("provenance") or {}),
             extra=dict(d.get("extra") or {}),
+            source_shape=dict(d.get("source_shape") or {}),
         )
 
 

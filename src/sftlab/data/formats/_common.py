@@ -11,17 +11,30 @@ from sftlab.data.validate import InvalidRecord
 
 #: Columns every format maps onto :class:`Meta` (everything unknown goes to ``meta.extra``).
 META_COLUMNS = ("id", "source", "task", "label", "provenance")
+#: The column that carries ``meta.source_shape`` through files of other formats.
+SHAPE_COLUMN = "source_shape"
 
 
-def take_meta(row: dict[str, Any], known: frozenset[str]) -> Meta:
-    """Metadata of ``row``: meta columns, plus every column the format does not use as ``extra``."""
+def take_meta(row: dict[str, Any], known: frozenset[str], fmt: str = "", shape: dict | None = None) -> Meta:
+    """Metadata of ``row``: meta columns, plus every column the format does not use as ``extra``.
+
+    ``shape`` is what format ``fmt``'s parser noted about this row; it joins the
+    ``source_shape`` entries of other formats that the ``source_shape`` column
+    brought along (a row written by sftlab from a record read elsewhere).
+    """
     meta = Meta()
     extra: dict[str, Any] = {}
     for key, value in row.items():
         # null cells carry nothing (Parquet and HF datasets pad absent columns with null)
         if key in known or value is None:
             continue
-        if key in META_COLUMNS:
+        if key == SHAPE_COLUMN:
+            carried = _shape_cell(value)
+            if carried is not None:
+                meta.source_shape = carried
+                continue
+            extra[key] = value
+        elif key in META_COLUMNS:
             if key == "provenance":
                 if isinstance(value, dict):
                     meta.provenance = value
@@ -36,11 +49,30 @@ def take_meta(row: dict[str, Any], known: frozenset[str]) -> Meta:
         else:
             extra[key] = value
     meta.extra = extra
+    if shape:
+        meta.source_shape[fmt] = shape
     return meta
 
 
-def meta_columns(meta: Meta) -> dict[str, Any]:
-    """Inverse of :func:`take_meta`: the columns a writer adds next to the format's own."""
+def _shape_cell(value: Any) -> dict[str, Any] | None:
+    """A ``source_shape`` column as a dict (CSV and Parquet hold it as JSON text); ``None`` if it is not one."""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+    if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+        return dict(value)
+    return None
+
+
+def meta_columns(meta: Meta, written: str | None = None) -> dict[str, Any]:
+    """Inverse of :func:`take_meta`: the columns a writer adds next to the format's own.
+
+    The ``written`` format's own ``source_shape`` entry has been used by its
+    writer and is left out, so a row written back to its source format has no
+    column the source did not have.
+    """
     out: dict[str, Any] = {}
     for key in ("id", "source", "task", "label"):
         value = getattr(meta, key)
@@ -49,6 +81,9 @@ def meta_columns(meta: Meta) -> dict[str, Any]:
     if meta.provenance:
         out["provenance"] = meta.provenance
     out.update(meta.extra)
+    carried = {k: v for k, v in meta.source_shape.items() if k != written}
+    if carried:
+        out[SHAPE_COLUMN] = carried
     return out
 
 

@@ -8,6 +8,12 @@ speaks and calls). ``tools`` may be a JSON string (LLaMA-Factory) or a list.
 Reasoning cannot be expressed and is dropped (counted). Tool-call ids and
 ``tool_call_id`` travel as extra keys, so our own round trip loses nothing.
 
+Written back, a record read from ShareGPT keeps its source's shape
+(``meta.source_shape``): the JSON text of each ``function_call`` and of ``tools``
+as the source spaced it, an empty ``tools: "[]"``, a system prompt given as a
+column, the column names (``messages``, or a mapped ``dialog``), and the turn
+keys and role names the file used (``role``/``content``, ``user``/``assistant``).
+
 >>> rec = parse({"conversations": [{"from": "human", "value": "你好"}, {"from": "gpt", "value": "你好！"}]}, Mapping())
 >>> [(t.role, t.content) for t in rec.turns]
 [('user', '你好'), ('assistant', '你好！')]
@@ -19,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from sftlab.data.formats import _shape
 from sftlab.data.formats._common import (
     as_list,
     meta_columns,
@@ -33,6 +40,7 @@ from sftlab.data.validate import InvalidRecord
 
 NAME = "sharegpt"
 KNOWN = frozenset({"conversations", "messages", "system", "tools"})
+_OTHER_COLUMNS = frozenset({"system", "tools"})
 
 
 def _calls(value: Any, where: str) -> list[ToolCall]:
@@ -54,6 +62,9 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
         )
     role_tag, content_tag = mapping.role_tag or "from", mapping.content_tag or "value"
     system = optional_str(row.get("system"), "system")
+    shape: dict[str, Any] = {"system": "column"} if system is not None else {}
+    spelled: dict[str, str] = {}  # canonical role -> the file's name for it, where not ours
+    texts = _shape.JsonTexts()
     roles = mapping.roles
     turns: list[Turn] = []
     append = turns.append
@@ -70,9 +81,12 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
                     "unknown_role",
                     f"conversations[{i}] has role {raw_role!r}; map it with user_tag/assistant_tag/observation_tag",
                 )
+        if raw_role != _SPELLING[role] and role not in spelled:
+            spelled[role] = raw_role
         value = t[content_tag] if content_tag in t else t.get("content")
         if role == "function_call":
             calls = _calls(value, f"conversations[{i}]")
+            texts.add(_call_value(calls), value)
             if turns and turns[-1].role == "assistant" and not turns[-1].tool_calls:
                 turns[-1].tool_calls = calls
             else:
@@ -104,10 +118,45 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
                 turn.tool_call_id = call_id
         append(turn)
     tools = as_list(row.get("tools"), "tools")
-    return Conversation(turns=turns, system=system, tools=tools or None, meta=take_meta(row, KNOWN))
+    _note_layout(row, key, mapping.columns, turns_raw, (role_tag, content_tag), spelled, shape)
+    _shape.remember_tools(row.get("tools"), tools, texts, shape, as_text=True)
+    shape = _shape.finish(texts, shape)
+    return Conversation(
+        turns=turns, system=system, tools=tools or None, meta=take_meta(row, KNOWN, NAME, shape)
+    )
 
 
-_ROLE_OUT = {"user": "human", "assistant": "gpt", "tool": "observation"}
+def _note_layout(
+    row: dict[str, Any],
+    key: str,
+    columns: dict[str, str],
+    turns_raw: list,
+    tags: tuple[str, str],
+    spelled: dict[str, str],
+    shape: dict[str, Any],
+) -> None:
+    """Column name, turn keys and role names where the file differs from what the writer uses by default."""
+    column = next((theirs for theirs, ours in columns.items() if ours == key), key)
+    if column != "conversations":
+        shape["column"] = column
+    _shape.remember_columns(columns, row, _OTHER_COLUMNS, shape)
+    first = turns_raw[0] if turns_raw and isinstance(turns_raw[0], dict) else {}
+    keys = [tag if tag in first else alias for tag, alias in zip(tags, ("role", "content"), strict=True)]
+    if first and keys != ["from", "value"]:
+        shape["keys"] = keys
+    if spelled:
+        shape["roles"] = spelled
+    _shape.remember_empty(row, ("system",), shape)
+
+
+#: How the writer names each role (``function_call`` and ``system`` are pseudo-roles of the format).
+_SPELLING = {
+    "user": "human",
+    "assistant": "gpt",
+    "tool": "observation",
+    "function_call": "function_call",
+    "system": "system",
+}
 
 
 def _call_obj(call: ToolCall) -> dict[str, Any]:
@@ -117,18 +166,28 @@ def _call_obj(call: ToolCall) -> dict[str, Any]:
     return d
 
 
+def _call_value(calls: list[ToolCall]) -> Any:
+    """What a ``function_call`` turn holds: one call object, or a list of them."""
+    objs = [_call_obj(c) for c in calls]
+    return objs[0] if len(objs) == 1 else objs
+
+
 def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
     if isinstance(record, TextRecord):
         return None, ["text_record"]
+    shape = record.meta.source_shape.get(NAME, {})
+    role_key, content_key = shape.get("keys") or ("from", "value")
+    names = {**_SPELLING, **shape.get("roles", {})}
     dropped: list[str] = []
     conv: list[dict[str, Any]] = []
-    if record.system is not None:
-        conv.append({"from": "system", "value": record.system})
+    system_column = shape.get("system") == "column"
+    if record.system is not None and not system_column:
+        conv.append({role_key: names["system"], content_key: record.system})
     for t in record.turns:
         if t.reasoning:
             dropped.append("reasoning")
         if not (t.role == "assistant" and t.tool_calls and not t.content):
-            d: dict[str, Any] = {"from": _ROLE_OUT[t.role], "value": t.content}
+            d: dict[str, Any] = {role_key: names[t.role], content_key: t.content}
             if t.name is not None:
                 d["name"] = t.name
             if t.tool_call_id is not None:
@@ -139,13 +198,18 @@ def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
         elif t.weight is not None or t.name is not None:
             dropped.append("turn_weight" if t.weight is not None else "turn_name")
         if t.tool_calls:
-            calls = [_call_obj(c) for c in t.tool_calls]
-            value = calls[0] if len(calls) == 1 else calls
-            conv.append({"from": "function_call", "value": orjson.dumps(value).decode()})
-    meta = meta_columns(record.meta)
+            text = _shape.json_text(_call_value(t.tool_calls), shape)
+            conv.append({role_key: names["function_call"], content_key: text})
+    meta = meta_columns(record.meta, NAME)
     row: dict[str, Any] = {"id": meta.pop("id")} if "id" in meta else {}
-    row["conversations"] = conv
-    if record.tools:
-        row["tools"] = orjson.dumps(record.tools).decode()
+    row[shape.get("column", "conversations")] = conv
+    if system_column and record.system is not None:
+        row["system"] = record.system
+    elif "system" in shape.get("empty", {}):
+        row["system"] = shape["empty"]["system"]
+    write_tools, tools = _shape.tools_field(record.tools, shape, as_text=True)
+    if write_tools:
+        row["tools"] = tools
+    row = _shape.restore_columns(row, shape)
     row.update(meta)
     return row, sorted(set(dropped))
