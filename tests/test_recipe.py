@@ -153,3 +153,25 @@ def test_utf8_bom_is_fine(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_bytes("\ufeffname: bom\n".encode())
     assert load_recipe(path).name == "bom"
+
+
+def test_recipe_check_names_missing_data_files(tmp_path, capsys):
+    from sftlab.cli.main import main
+
+    (tmp_path / "a.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    path = write(
+        tmp_path,
+        f"data:\n  sources:\n    - path: {tmp_path / 'a.jsonl'}\n    - path: {tmp_path / 'gone.jsonl'}\n",
+    )
+    assert main(["recipe", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "data.sources.1.path" in err and "gone.jsonl: file not found" in err
+    assert "sources.0" not in err
+
+
+def test_run_refuses_until_before_from(tmp_path, capsys):
+    from sftlab.cli.main import main
+
+    path = write(tmp_path, "name: x\n")
+    assert main(["run", str(path), "--from", "train", "--until", "curate"]) == 1
+    assert "'curate' comes before 'train'" in capsys.readouterr().err

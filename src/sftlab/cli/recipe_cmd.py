@@ -36,13 +36,33 @@ def schema() -> None:
     print_json(Recipe.model_json_schema())
 
 
+def missing_data(r: Recipe) -> list[str]:
+    """One problem per data source whose file or folder cannot be read (hub names are not checked)."""
+    from sftlab.data.containers import container_of
+    from sftlab.errors import DataError
+
+    problems = []
+    for key in ("sources", "eval_sources"):
+        for i, src in enumerate(getattr(r.data, key)):
+            try:
+                container_of(src.path)
+            except DataError as err:
+                problems.append(f"data.{key}.{i}.path: {err}")
+    return problems
+
+
 @app.command("check")
 def check(
     recipe: str = typer.Argument(..., help="Recipe YAML file."),
     overrides: list[str] = typer.Argument(None, help="Dotted overrides."),
 ) -> None:
-    """Validate a recipe; exit code 2 with every problem listed when it is invalid."""
+    """Validate a recipe and that its data files exist; exit code 2 with every problem listed."""
     r = recipe_from_cli(recipe, overrides)
+    problems = missing_data(r)
+    if problems:
+        from sftlab.errors import RecipeError
+
+        raise RecipeError(problems, source=recipe)
     out.print(
         f"[green]ok[/green]: {recipe} ({r.name}, method {r.training.method}, {len(r.data.sources)} data source(s))"
     )

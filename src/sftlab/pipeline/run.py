@@ -54,6 +54,11 @@ def run_pipeline(
     for name, value in (("--until", until), ("--from", from_stage)):
         if value is not None and value not in STAGES:
             raise SftlabError(f"{name} {value}: unknown stage; choose one of {', '.join(STAGES)}")
+    if from_stage and until and STAGES.index(until) < STAGES.index(from_stage):
+        raise SftlabError(
+            f"--from {from_stage} --until {until}: '{until}' comes before '{from_stage}' "
+            f"(stages run in the order {', '.join(STAGES)})"
+        )
     run_dir = Path(recipe.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(
