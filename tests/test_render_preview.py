@@ -162,3 +162,16 @@ def test_data_preview_cli_prints_mode_and_warnings(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "history_rewrite per_turn: 0 of 3 records rendered turn by turn" in printed
     assert "warning:" in printed and "{{name}}" in printed and "substitute" in printed
+
+
+def test_problems_and_warnings_read_a_preview_json_written_before_the_new_checks():
+    from sftlab.render.preview import warnings
+
+    old = {
+        "sources": {"chat": {"no_trained_tokens": 0, "eot_missing": 1, "eot_missing_ids": ["x"], "errors": 0}}
+    }
+    old["sources"]["chat"].update(prompt_not_prefix=0, tools_dropped=0)
+    assert problems(old) == [
+        "chat: 1 records where an assistant turn does not end with a trained special end-of-turn token (e.g. x)"
+    ]
+    assert warnings(old) == []

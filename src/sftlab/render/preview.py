@@ -235,6 +235,7 @@ _CHECKS = (
 
 
 def _warning_lines(name: str, s: dict[str, Any], cfg_hint: dict[str, Any]) -> list[str]:
+    s = {**_new_source(), **s}  # a preview.json written before a warning existed lacks its keys
     lines = []
     ids = lambda key: ", ".join(map(str, s[key + "_ids"][:3]))  # noqa: E731
     if s["template_variables"]:
@@ -265,7 +266,7 @@ def problems(report: dict[str, Any]) -> list[str]:
     lines = []
     for name, s in report["sources"].items():
         for key, what in _CHECKS:
-            if s[key]:
+            if s.get(key):  # .get: a preview.json written before a check existed lacks its key
                 ids = s.get(key + "_ids") or s.get("error_messages", [])
                 lines.append(f"{name}: {s[key]} {what} (e.g. {', '.join(map(str, ids[:3]))})")
     return lines
