@@ -118,3 +118,29 @@ def test_checkpoint_listing_and_metrics(tmp_path):
         '{"step": 5, "loss": 2.0}\n\n{"step": 5, "eval_loss": 1.5}\n'
     )
     assert read_train_metrics(tmp_path) == [{"step": 5, "loss": 2.0}, {"step": 5, "eval_loss": 1.5}]
+
+
+def test_custom_metric_from_a_file(tmp_path):
+    path = tmp_path / "scores.py"
+    path.write_text(
+        "def first_char(preds, refs):\n    return sum(p[:1] == r[:1] for p, r in zip(preds, refs)) / len(refs)\n"
+    )
+    custom = M.load_custom_metric(f"{path}:first_char")
+    assert custom(["ab", "xb"], ["ac", "ac"]) == 0.5
+
+
+def test_custom_metric_must_be_your_own_code(tmp_path, monkeypatch):
+    from sftlab.recipe import load_recipe
+
+    for spec in ("os:system", "subprocess:run", "builtins:eval", "sftlab.evaluate.metrics:exact_match"):
+        with pytest.raises(RecipeError, match="standard-library function"):
+            M.load_custom_metric(spec)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("evaluation: {custom_metric: 'os:system'}\n")
+    with pytest.raises(RecipeError, match="evaluation.custom_metric.*standard-library"):
+        load_recipe(recipe)  # refused by recipe check, before anything is imported
+    (tmp_path / "sneaky.py").write_text("from os import system\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RecipeError, match="is not defined in 'sneaky'"):
+        M.load_custom_metric("sneaky:system")
+    sys.modules.pop("sneaky", None)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sftlab.errors import RecipeError
+from sftlab.recipe.sections.evaluation import custom_metric_problem
 
 OTHER = "<other>"
 """Confusion-matrix column for predictions outside the label set."""
@@ -231,14 +233,19 @@ def in_label_set(
 
 
 def load_custom_metric(spec: str) -> Callable[[Sequence[str], Sequence[str]], Any]:
-    """Import ``module:function`` (the recipe's ``evaluation.custom_metric``)."""
-    module_name, sep, func_name = spec.partition(":")
-    if not sep or not module_name or not func_name:
-        raise RecipeError(
-            [f"evaluation.custom_metric: '{spec}' is not module:function (e.g. mymetrics:score)"]
-        )
+    """Import ``module:function`` or ``file.py:function`` (the recipe's ``evaluation.custom_metric``).
+
+    The function must be defined in that module (not imported into it from elsewhere).
+    """
+    problem = custom_metric_problem(spec)
+    if problem:
+        raise RecipeError([f"evaluation.custom_metric: {problem}"])
+    module_name, _, func_name = spec.rpartition(":")
     try:
-        module = importlib.import_module(module_name)
+        if module_name.endswith(".py"):
+            module = _module_from_file(Path(module_name))
+        else:
+            module = importlib.import_module(module_name)
     except ImportError as err:
         raise RecipeError(
             [f"evaluation.custom_metric: cannot import '{module_name}' ({err}); is it on PYTHONPATH?"]
@@ -246,7 +253,27 @@ def load_custom_metric(spec: str) -> Callable[[Sequence[str], Sequence[str]], An
     func = getattr(module, func_name, None)
     if not callable(func):
         raise RecipeError([f"evaluation.custom_metric: '{module_name}' has no function '{func_name}'"])
+    if getattr(func, "__module__", None) != module.__name__:
+        raise RecipeError(
+            [
+                f"evaluation.custom_metric: '{func_name}' is not defined in '{module_name}' "
+                f"(it comes from '{getattr(func, '__module__', '?')}'); name the function where it is defined"
+            ]
+        )
     return func
+
+
+def _module_from_file(path: Path):
+    import importlib.util
+
+    if not path.is_file():
+        raise ImportError(f"file not found: {path}")
+    name = f"sftlab_custom_metric_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_schema(spec: dict[str, Any] | str | None) -> dict[str, Any] | None:

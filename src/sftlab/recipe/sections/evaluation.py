@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sftlab.recipe.base import Section
 
@@ -66,11 +67,48 @@ class LatencySection(Section):
     """Measurements per point; the fastest counts (the others carry noise from the machine)."""
 
 
+def custom_metric_problem(spec: str) -> str | None:
+    """Why ``spec`` cannot name a custom metric, or ``None``; checked without importing anything.
+
+    A custom metric runs your code, so it must be yours: a ``.py`` file
+    (``metrics.py:score``) or an installed package's module, never the standard
+    library (``os:system`` would run a shell command at evaluation time).
+
+    >>> custom_metric_problem("os:system")
+    "'os:system' is a standard-library function; name a function of your own (file.py:function or package.module:function)"
+    >>> custom_metric_problem("metrics.py:score") is None
+    True
+    """
+    module_name, sep, func_name = spec.rpartition(":")
+    if not sep or not module_name or not func_name.isidentifier():
+        return f"'{spec}' is not module:function or file.py:function (e.g. mymetrics:score)"
+    if module_name.endswith(".py"):
+        return None
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names or top == "sftlab":
+        return (
+            f"'{spec}' is a standard-library function; name a function of your own "
+            "(file.py:function or package.module:function)"
+        )
+    return None
+
+
 class EvaluationSection(Section):
     metrics: list[MetricName] = Field(default_factory=lambda: ["exact_match"])
     """Task metrics on generated answers of the eval split."""
     custom_metric: str | None = None
-    """Your own metric as ``module:function``; called with (predictions, references), returns a number or a dict."""
+    """Your own metric as ``file.py:function`` (relative to where you run sftlab) or ``package.module:function``;
+    called with (predictions, references), returns a number or a dict. **This runs your code** at evaluation time;
+    standard-library functions and functions imported from elsewhere are refused."""
+
+    @field_validator("custom_metric")
+    @classmethod
+    def _own_code_only(cls, value: str | None) -> str | None:
+        problem = custom_metric_problem(value) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
     label_set: list[str] = Field(default_factory=list)
     """Allowed answers for classification metrics; empty = the ``meta.label`` values (or answers) of the eval set."""
     json_schema: dict[str, Any] | str | None = None
