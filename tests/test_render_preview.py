@@ -175,3 +175,26 @@ def test_problems_and_warnings_read_a_preview_json_written_before_the_new_checks
         "chat: 1 records where an assistant turn does not end with a trained special end-of-turn token (e.g. x)"
     ]
     assert warnings(old) == []
+
+
+def test_identity_json_warns_until_the_source_substitutes_its_variables(tmp_path, capsys):
+    """LLaMA-Factory's own identity.json: the preview names the fix, and the fix silences it."""
+    from pathlib import Path
+
+    from sftlab.cli.main import main
+
+    identity = Path(__file__).parent / "data" / "llamafactory" / "identity.json"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data:\n  sources:\n    - path: {identity}\n")
+    assert main(["data", "preview", str(recipe), "--json"]) == 0
+    (stats,) = json.loads(capsys.readouterr().out)["sources"].values()
+    assert stats["template_variables"] == stats["records"] > 0 and stats["variable_names"] == [
+        "name",
+        "author",
+    ]
+    recipe.write_text(
+        f"data:\n  sources:\n    - path: {identity}\n      substitute: {{name: Ledger, author: Acme}}\n"
+    )
+    assert main(["data", "preview", str(recipe), "--json"]) == 0
+    (stats,) = json.loads(capsys.readouterr().out)["sources"].values()
+    assert stats["template_variables"] == 0
