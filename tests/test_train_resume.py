@@ -137,3 +137,10 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_model_dir, tmp_path
             assert abs(r[k] - c[k]) <= 1e-6 * max(1.0, abs(r[k])), (r["step"], k, r[k], c[k])
     assert reference.summary["best_checkpoint"].endswith(Path(resumed.summary["best_checkpoint"]).name)
     assert torch.tensor(reference.eval_loss) == torch.tensor(resumed.eval_loss)
+
+    # the summary of the resumed run is the uninterrupted run's, wall time aside
+    ref_sum, cut_sum = reference.summary, resumed.summary
+    for key in ("steps", "epochs", "tokens_seen", "train_loss", "train_loss_tail", "train_loss_mean"):
+        assert ref_sum[key] == pytest.approx(cut_sum[key], rel=1e-6), key
+    session = cut_sum["tokens_per_second"] * cut_sum["runtime_s"]
+    assert session < cut_sum["tokens_seen"]  # the rate counts only the tokens this session trained on

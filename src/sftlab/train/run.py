@@ -35,8 +35,9 @@ from sftlab.train.curves import plot_loss_curve
 from sftlab.train.data import PackedDataset, SampleDataset, eval_collator, group_of, tokenize, train_collator
 from sftlab.train.defaults import eval_interval, learning_rate
 from sftlab.train.methods import prepare_model, trainable_summary
-from sftlab.train.mixing import MixPlan, plan_mixture
+from sftlab.train.mixing import plan_mixture
 from sftlab.train.precision import resolve_precision
+from sftlab.train.summary import build_summary, render_line
 from sftlab.utils.atomic import write_json, write_text
 from sftlab.utils.progress import console
 
@@ -101,18 +102,6 @@ def run_training(
         render_stats=stats,
         callbacks=callbacks,
     )
-
-
-def render_line(stats: dict[str, Any]) -> str:
-    """``render: 120 records = 118 trained + 2 dropped (too long 2)``: no record leaves training unsaid."""
-    dropped = {k: stats.get(k, 0) for k in ("dropped_too_long", "no_trained_tokens")}
-    n_dropped = sum(dropped.values())
-    line = f"render: {stats['records']:,} records = {stats['records'] - n_dropped:,} trained + {n_dropped:,} dropped"
-    if n_dropped:
-        line += " (" + ", ".join(f"{k.removeprefix('dropped_')} {v:,}" for k, v in dropped.items() if v) + ")"
-    if stats.get("samples", 0) != stats["records"] - n_dropped:
-        line += f"; {stats['samples']:,} samples"
-    return line + f", {stats.get('truncated', 0):,} truncated"
 
 
 def infer_stage(recipe: Recipe, records: Sequence[Record]) -> str:
@@ -228,7 +217,7 @@ def fit(
 
     # ---- save
     final_dir = _save_final(trainer, tokenizer, recipe, run_dir, pissa_init)
-    summary = _summary(
+    summary = build_summary(
         recipe,
         trainer,
         output,
@@ -479,76 +468,3 @@ def _save_final(trainer, tokenizer, recipe: Recipe, run_dir: Path, pissa_init: P
         shutil.rmtree(old, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     return final
-
-
-def _summary(
-    recipe,
-    trainer,
-    output,
-    plan: MixPlan,
-    early,
-    overfit,
-    precision,
-    stage,
-    runtime,
-    params,
-    render_stats,
-    has_eval,
-    resumed_from,
-) -> dict[str, Any]:
-    state = trainer.state
-    history = state.log_history
-    train_losses = [h["loss"] for h in history if "loss" in h]
-    best = state.best_model_checkpoint
-    best_metric = state.best_metric
-    if has_eval and best:
-        reason = (
-            f"best checkpoint {Path(best).name} by eval loss {best_metric:.4f} "
-            f"(lowest of {sum('eval_loss' in h for h in history)} evaluations)"
-        )
-    elif has_eval:
-        reason = "last step (no evaluation ran before training ended)"
-    else:
-        reason = "last step (no eval data, so no best checkpoint to choose)"
-    if early is not None and early.stopped_at is not None:
-        reason += f"; stopped early at step {early.stopped_at} after {early.patience} evaluations without improvement"
-    tokens = state.num_input_tokens_seen
-    return {
-        "method": recipe.training.method,
-        "stage": stage,
-        "base_model": recipe.model.name,
-        "precision": precision,
-        "trainable_parameters": params[0],
-        "total_parameters": params[1],
-        "learning_rate": learning_rate(recipe.training.method, recipe.training.lr),
-        "steps": state.global_step,
-        "max_steps": state.max_steps,
-        "epochs": state.epoch,
-        "train_loss": train_losses[-1] if train_losses else None,
-        # one logged step is noisy (one packed row): the mean of the last tenth of the logs is the trend
-        "train_loss_tail": _tail_mean(train_losses),
-        "train_loss_mean": output.training_loss,
-        "eval_loss": best_metric if has_eval else None,
-        "best_checkpoint": best,
-        "final_reason": reason,
-        "stopped_early": bool(early and early.stopped_at is not None),
-        "overfitting_warning_step": overfit.warned_at,
-        "tokens_seen": tokens,
-        "tokens_per_second": tokens / runtime if runtime > 0 else None,
-        "runtime_s": runtime,
-        "resumed_from": resumed_from,
-        "sampling_plan": plan.to_dict(),
-        "render": {k: v for k, v in render_stats.items() if k != "dropped_ids"},
-    }
-
-
-def _tail_mean(values: list[float], share: float = 0.1) -> float | None:
-    """Mean of the last ``share`` of ``values`` (at least one).
-
-    >>> _tail_mean([4.0, 3.0, 2.0, 1.0], 0.5)
-    1.5
-    """
-    if not values:
-        return None
-    tail = values[-max(1, round(len(values) * share)) :]
-    return sum(tail) / len(tail)
