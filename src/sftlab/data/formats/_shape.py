@@ -62,19 +62,35 @@ class JsonTexts:
         hits = {name: sum(STYLES[name](v) == raw for v, raw in self.pairs) for name in STYLES}
         best = max(hits, key=lambda name: (hits[name], name == "compact"))
         out: dict[str, Any] = {} if best == "compact" else {"json": best}
-        write = STYLES[best]
-        missed = {compact(v): raw for v, raw in self.pairs if write(v) != raw}
+        groups: dict[str, tuple[str, list[str]]] = {}  # compact key -> (text in the best style, raw texts)
+        for v, raw in self.pairs:
+            groups.setdefault(compact(v), (STYLES[best](v), []))[1].append(raw)
+        missed: dict[str, str | list[str]] = {}
+        for key, (styled, raws) in groups.items():
+            if any(raw != styled for raw in raws):
+                # one value written twice, two ways: every occurrence, in order
+                missed[key] = raws[0] if len(set(raws)) == 1 else raws
         if missed:
             out["texts"] = missed
         return out
 
 
-def json_text(value: Any, shape: dict[str, Any]) -> str:
-    """``value`` as JSON text the way the source wrote it (its own text when the value is unchanged)."""
+def json_text(value: Any, shape: dict[str, Any], seen: dict[str, int] | None = None) -> str:
+    """``value`` as JSON text the way the source wrote it (its own text when the value is unchanged).
+
+    ``seen`` counts, within one record, how often each value was written, for a
+    value the source wrote more than once in different ways.
+    """
     key = compact(value)
     texts = shape.get("texts")
     if texts and key in texts:
-        return texts[key]
+        text = texts[key]
+        if isinstance(text, str):
+            return text
+        n = seen.get(key, 0) if seen is not None else 0
+        if seen is not None:
+            seen[key] = n + 1
+        return text[min(n, len(text) - 1)]
     style = shape.get("json")
     return STYLES[style](value) if style in STYLES else key
 

@@ -152,6 +152,7 @@ def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
     shape = record.meta.source_shape.get(NAME, {})
     msgs: list[dict[str, Any]] = []
     parts = shape.get("parts", {})
+    seen: dict[str, int] = {}
     system_column = shape.get("system") == "column"
     if record.system is not None and not system_column:
         msgs.append({"role": "system", "content": parts.get(record.system, record.system)})
@@ -166,7 +167,7 @@ def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
                 {
                     **({"id": c.id} if c.id is not None else {}),
                     "type": "function",
-                    "function": {"name": c.name, "arguments": _arguments_text(c, shape)},
+                    "function": {"name": c.name, "arguments": _arguments_text(c, shape, seen)},
                 }
                 for c in t.tool_calls
             ]
@@ -192,6 +193,8 @@ def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
     return row, []
 
 
-def _arguments_text(call: ToolCall, shape: dict[str, Any]) -> str:
+def _arguments_text(call: ToolCall, shape: dict[str, Any], seen: dict[str, int]) -> str:
     """OpenAI's ``arguments`` JSON string, spaced as the source wrote it."""
-    return _shape.json_text(call.arguments, shape) if isinstance(call.arguments, dict) else call.arguments
+    if isinstance(call.arguments, dict):
+        return _shape.json_text(call.arguments, shape, seen)
+    return call.arguments

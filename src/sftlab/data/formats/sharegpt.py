@@ -180,6 +180,7 @@ def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
     names = {**_SPELLING, **shape.get("roles", {})}
     dropped: list[str] = []
     conv: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     system_column = shape.get("system") == "column"
     if record.system is not None and not system_column:
         conv.append({role_key: names["system"], content_key: record.system})
@@ -198,7 +199,7 @@ def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
         elif t.weight is not None or t.name is not None:
             dropped.append("turn_weight" if t.weight is not None else "turn_name")
         if t.tool_calls:
-            text = _shape.json_text(_call_value(t.tool_calls), shape)
+            text = _shape.json_text(_call_value(t.tool_calls), shape, seen)
             conv.append({role_key: names["function_call"], content_key: text})
     meta = meta_columns(record.meta, NAME)
     row: dict[str, Any] = {"id": meta.pop("id")} if "id" in meta else {}
