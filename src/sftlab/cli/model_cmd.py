@@ -39,8 +39,9 @@ def generate(
 ) -> None:
     """Answer PROMPT with the model's chat template applied, streaming the tokens."""
     from sftlab.models import load_model, load_tokenizer, resolve_model
-    from sftlab.models.generate import stream_reply
+    from sftlab.models.generate import check_generation_args, stream_reply
 
+    check_generation_args(max_new_tokens=max_new_tokens, temperature=temperature)
     resolved = resolve_model(model)
     tokenizer = load_tokenizer(resolved)
     lm = load_model(resolved)

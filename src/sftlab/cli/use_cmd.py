@@ -21,8 +21,10 @@ def chat(
 ) -> None:
     """Chat in the terminal with the model's template (/reset, /system TEXT, /exit); reads stdin line by line."""
     from sftlab.models import load_model, load_tokenizer, resolve_model
+    from sftlab.models.generate import check_generation_args
     from sftlab.serve.chat import HELP, chat_loop
 
+    check_generation_args(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     resolved = resolve_model(model)
     tokenizer = load_tokenizer(resolved)
     lm = load_model(resolved, merge_adapter=True)

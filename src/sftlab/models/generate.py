@@ -6,6 +6,18 @@ from collections.abc import Iterator
 from typing import Any
 
 
+def check_generation_args(*, max_new_tokens: int, temperature: float, top_p: float = 1.0) -> None:
+    """Refuse settings generation cannot honour, naming the option, before any work starts."""
+    from sftlab.errors import SftlabError
+
+    if max_new_tokens < 1:
+        raise SftlabError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    if not temperature >= 0:  # also catches NaN
+        raise SftlabError(f"--temperature must be 0 (greedy) or more, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise SftlabError(f"--top-p must be in (0, 1], got {top_p}")
+
+
 def chat_inputs(tokenizer, messages: list[dict[str, Any]], device: Any = "cpu"):
     """Token ids of ``messages`` rendered with the chat template plus the generation prompt."""
     if getattr(tokenizer, "chat_template", None):
@@ -54,12 +66,17 @@ def stream_reply(
     seed: int | None = None,
     stream: bool = True,
 ) -> Iterator[str]:
-    """Yield the reply text piece by piece as tokens are generated."""
+    """Yield the reply text piece by piece as tokens are generated.
+
+    Generation runs in a thread; an error there ends the stream and is raised
+    here, so a caller never waits forever on a stream nobody feeds.
+    """
     import threading
 
     import torch
     from transformers import TextIteratorStreamer
 
+    check_generation_args(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     inputs = chat_inputs(tokenizer, messages, device=model.device)
     if seed is not None:
         torch.manual_seed(seed)
@@ -79,11 +96,20 @@ def stream_reply(
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     kwargs["streamer"] = streamer
 
+    failure: list[BaseException] = []
+
     def run() -> None:
-        with torch.inference_mode():
-            model.generate(**kwargs)
+        try:
+            with torch.inference_mode():
+                model.generate(**kwargs)
+        except BaseException as err:  # handed to the consumer below
+            failure.append(err)
+        finally:
+            streamer.end()  # wakes the consumer even when generate never got to it
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     yield from streamer
     thread.join()
+    if failure:
+        raise failure[0]
