@@ -83,6 +83,29 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _filesystem_error(err: OSError) -> str | None:
+    """A file-system failure the user can fix (permissions, disk full, read-only, missing, not a folder) as one line."""
+    import errno
+
+    fixable = {
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOSPC,
+        errno.EROFS,
+        errno.EDQUOT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.EEXIST,
+        errno.ENOENT,
+    }
+    if err.errno not in fixable:
+        return None
+    if err.filename is None:
+        return str(err.strerror or err)
+    return f"{err.filename}: {err.strerror or err}"
+
+
 def _click_classes(name: str) -> tuple[type, ...]:
     """``name`` from click and from the copy of click typer bundles (``typer._click``), whichever exist."""
     import importlib
@@ -133,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     except SftlabError as err:
         typer.echo(f"error: {err}", err=True)
         return err.exit_code
+    except OSError as err:
+        message = _filesystem_error(err)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        return 1
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130

@@ -40,6 +40,9 @@ class ExportResult:
     files: list[str] = field(default_factory=list)
 
 
+EXPORT_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 def export_model(
     source: str,
     out: str | Path,
@@ -51,6 +54,8 @@ def export_model(
     """Export ``source`` (run folder, adapter folder or model) to ``out``; see the module docstring."""
     from sftlab.models import load_tokenizer
 
+    if dtype not in EXPORT_DTYPES:
+        raise SftlabError(f"--dtype {dtype}: choose one of {', '.join(EXPORT_DTYPES)}")
     resolved = resolve_model(source)
     tokenizer = load_tokenizer(resolved)
     if adapter_only:

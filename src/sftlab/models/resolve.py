@@ -61,6 +61,22 @@ class ResolvedModel:
         return json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
 
 
+def check_gguf(path: Path) -> None:
+    """Refuse a file that is not a complete GGUF (wrong magic, truncated header or tensors) in one line."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        raise ModelError(f"{path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+    try:
+        from gguf import GGUFReader
+
+        GGUFReader(path)  # memory-maps and walks the header and tensor table: cheap, and catches truncation
+    except Exception as err:  # struct.error, ValueError, IndexError from a damaged file
+        raise ModelError(
+            f"{path}: a damaged or truncated GGUF file ({type(err).__name__}); re-download or re-export it"
+        ) from None
+
+
 def resolve_model(reference: str, *, revision: str | None = None, convert: bool = True) -> ResolvedModel:
     """Resolve ``reference``; GGUF and embedded models are converted into the cache when needed."""
     from sftlab.models.convert import gguf_to_folder
@@ -87,6 +103,7 @@ def resolve_model(reference: str, *, revision: str | None = None, convert: bool 
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {path}")
+        check_gguf(path)
         folder = gguf_to_folder(path) if convert else path
         return ResolvedModel(reference, "gguf", str(folder))
     if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
