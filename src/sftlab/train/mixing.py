@@ -43,11 +43,11 @@ class MixPlan:
 
         >>> plan = plan_mixture([{"source": "a", "n_tokens": 10}, {"source": "b", "n_tokens": 5}], {"b": 2})
         >>> print(plan.table())
-        source  records  factor  examples/epoch  tokens/epoch  share
+        source  samples  factor  examples/epoch  tokens/epoch  share
         a             1    1.00               1            10  33.3%
         b             1    2.00               2            10  66.7%
         """
-        head = ["source", "records", "factor", "examples/epoch", "tokens/epoch", "share"]
+        head = ["source", "samples", "factor", "examples/epoch", "tokens/epoch", "share"]
         body = [
             [
                 r.source,
