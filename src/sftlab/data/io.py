@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from sftlab.data import containers
+from sftlab.data import containers, sinks
 from sftlab.data.detect import detect_format
 from sftlab.data.formats import get_format
 from sftlab.data.formats._common import split_think
@@ -298,11 +298,11 @@ def write_records(records: Iterable[Record], path: str | Path, *, format: str = 
     dropped; both are counted per reason in the returned :class:`WriteStats`.
     """
     fmt = get_format(format)
-    kind = containers.sink_kind(path)
+    kind = sinks.sink_kind(path)
     stats = WriteStats(path=str(path), format=format)
     dump = fmt.dump
     with atomic_path(path) as tmp:
-        sink = containers.SINKS[kind](tmp)
+        sink = sinks.SINKS[kind](tmp)
         try:
             for record in records:
                 stats.records_in += 1

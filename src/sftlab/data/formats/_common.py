@@ -81,9 +81,10 @@ def meta_columns(meta: Meta, written: str | None = None) -> dict[str, Any]:
     if meta.provenance:
         out["provenance"] = meta.provenance
     out.update(meta.extra)
-    carried = {k: v for k, v in meta.source_shape.items() if k != written}
-    if carried:
-        out[SHAPE_COLUMN] = carried
+    if meta.source_shape:
+        carried = {k: v for k, v in meta.source_shape.items() if k != written}
+        if carried:
+            out[SHAPE_COLUMN] = carried
     return out
 
 

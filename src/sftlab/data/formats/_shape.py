@@ -125,7 +125,7 @@ def remember_empty(row: dict[str, Any], keys: tuple[str, ...], shape: dict[str, 
     """Optional fields present but empty (``system: ""``, ``history: []``), which writers otherwise omit."""
     for key in keys:
         value = row.get(key)
-        if value is not None and not value and key in row:
+        if value is not None and not value:
             shape.setdefault("empty", {})[key] = value
 
 
@@ -148,5 +148,6 @@ def restore_columns(row: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any
 
 def finish(texts: JsonTexts, shape: dict[str, Any]) -> dict[str, Any]:
     """The format's shape entry: the notes taken while parsing plus how its JSON texts were written."""
-    shape.update(texts.shape())
+    if texts.pairs:
+        shape.update(texts.shape())
     return shape

@@ -55,7 +55,8 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
     turns.append(Turn("assistant", output))
     tools = as_list(row.get("tools"), "tools")
     shape = _read_shape(row, extra_input, tools)
-    _shape.remember_columns(mapping.columns, row, KNOWN, shape)
+    if mapping.columns:
+        _shape.remember_columns(mapping.columns, row, KNOWN, shape)
     return Conversation(
         turns=turns,
         system=optional_str(row.get("system"), "system"),
@@ -72,8 +73,10 @@ def _read_shape(row: dict[str, Any], extra_input: str | None, tools: list | None
     elif "input" not in row:
         shape["no_input"] = True
     _shape.remember_empty(row, ("system", "history"), shape)
+    if row.get("tools") is None:
+        return shape
     texts = _shape.JsonTexts()
-    _shape.remember_tools(row.get("tools"), tools, texts, shape, as_text=True)
+    _shape.remember_tools(row["tools"], tools, texts, shape, as_text=True)
     return _shape.finish(texts, shape)
 
 

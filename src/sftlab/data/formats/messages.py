@@ -113,7 +113,8 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
     column = next((theirs for theirs, ours in mapping.columns.items() if ours == key), key)
     if column != "messages":
         shape["column"] = column
-    _shape.remember_columns(mapping.columns, row, frozenset({"system", "tools"}), shape)
+    if mapping.columns:
+        _shape.remember_columns(mapping.columns, row, frozenset({"system", "tools"}), shape)
     tools = as_list(row.get("tools"), "tools")
     if not tools:  # tools as JSON text is how CSV and Parquet store the list, not worth noting
         _shape.remember_tools(row.get("tools"), tools, texts, shape, as_text=False)
@@ -157,7 +158,10 @@ def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
     if record.system is not None and not system_column:
         msgs.append({"role": "system", "content": parts.get(record.system, record.system)})
     for t in record.turns:
-        d: dict[str, Any] = {"role": t.role, "content": parts.get(t.content, t.content)}
+        d: dict[str, Any] = {
+            "role": t.role,
+            "content": parts.get(t.content, t.content) if parts else t.content,
+        }
         if t.reasoning is not None:
             d[shape.get("reasoning_key", _REASONING_KEYS[0])] = t.reasoning
         if t.tool_calls:
@@ -185,10 +189,11 @@ def dump(record: Record) -> tuple[dict[str, Any] | None, list[str]]:
         row["system"] = record.system
     elif "system" in shape.get("empty", {}):
         row["system"] = shape["empty"]["system"]
-    write_tools, tools = _shape.tools_field(record.tools, shape, as_text=False)
-    if write_tools:
-        row["tools"] = tools
-    row = _shape.restore_columns(row, shape)
+    if record.tools or shape:
+        write_tools, tools = _shape.tools_field(record.tools, shape, as_text=False)
+        if write_tools:
+            row["tools"] = tools
+        row = _shape.restore_columns(row, shape)
     row.update(meta)
     return row, []
 

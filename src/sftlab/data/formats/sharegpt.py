@@ -136,14 +136,16 @@ def _note_layout(
     shape: dict[str, Any],
 ) -> None:
     """Column name, turn keys and role names where the file differs from what the writer uses by default."""
-    column = next((theirs for theirs, ours in columns.items() if ours == key), key)
+    column = next((theirs for theirs, ours in columns.items() if ours == key), key) if columns else key
     if column != "conversations":
         shape["column"] = column
-    _shape.remember_columns(columns, row, _OTHER_COLUMNS, shape)
-    first = turns_raw[0] if turns_raw and isinstance(turns_raw[0], dict) else {}
-    keys = [tag if tag in first else alias for tag, alias in zip(tags, ("role", "content"), strict=True)]
-    if first and keys != ["from", "value"]:
-        shape["keys"] = keys
+    if columns:
+        _shape.remember_columns(columns, row, _OTHER_COLUMNS, shape)
+    if turns_raw and type(turns_raw[0]) is dict:
+        first, (role_tag, content_tag) = turns_raw[0], tags
+        keys = [role_tag if role_tag in first else "role", content_tag if content_tag in first else "content"]
+        if keys != ["from", "value"]:
+            shape["keys"] = keys
     if spelled:
         shape["roles"] = spelled
     _shape.remember_empty(row, ("system",), shape)
