@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 
@@ -316,3 +317,33 @@ def test_full_queue_is_429(tiny_model_dir):
         for t in threads:
             t.join(30)
         assert len(done) == 2
+
+
+def test_client_mistakes_that_used_to_be_500s(server):
+    url = f"{server['url']}/chat/completions"
+    auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    deep = httpx.post(url, content=b"[" * 10_000 + b"]" * 10_000, headers=auth)
+    assert deep.status_code == 400 and "nests JSON too deeply" in deep.json()["error"]["message"]
+    body = {"messages": [{"role": "user", "content": "x"}], "seed": 2**64, "max_tokens": 2}
+    big_seed = httpx.post(url, json=body, headers=auth)
+    assert big_seed.status_code == 400 and big_seed.json()["error"]["param"] == "seed"
+    assert httpx.post(url, json={**body, "seed": 2**63 - 1}, headers=auth).status_code == 200
+
+
+def test_whitespace_around_the_key_is_ignored_and_openapi_needs_it(server):
+    root = server["url"].removesuffix("/v1")
+    # RFC 9110: whitespace around a header value is not part of it, so a trailing space is accepted
+    # (httpx refuses to send such a header, so the request goes over a plain socket)
+    host, port = httpx.URL(root).host, httpx.URL(root).port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /v1/models HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY} \r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        status_line = sock.makefile("rb").readline().decode()
+    assert " 200 " in status_line
+    near = httpx.get(f"{server['url']}/models", headers={"Authorization": f"Bearer {KEY}x"})
+    assert near.status_code == 401
+    assert httpx.get(f"{root}/openapi.json").status_code == 401  # the API description is behind the key
+    spec = httpx.get(f"{root}/openapi.json", headers={"Authorization": f"Bearer {KEY}"})
+    assert spec.status_code == 200 and "/v1/chat/completions" in spec.json()["paths"]

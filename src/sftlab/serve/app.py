@@ -67,7 +67,9 @@ def create_app(
         if log:
             log.close()
 
-    app = FastAPI(title="sftlab", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # with a key, the API description is served only to clients that send it (route below)
+    openapi_url = None if api_key else "/openapi.json"
+    app = FastAPI(title="sftlab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=openapi_url)
     app.state.worker = worker
     app.state.served_name = name
 
@@ -111,6 +113,8 @@ def create_app(
             return json.loads(b"".join(chunks))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ApiError(400, f"the request body is not valid JSON: {err}") from None
+        except RecursionError:
+            raise ApiError(400, "the request body nests JSON too deeply") from None
 
     def sampling_of(req, max_tokens: int | None) -> Sampling:
         if max_tokens is not None and max_tokens > max_tokens_limit:
@@ -204,6 +208,13 @@ def create_app(
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
+
+    if api_key:
+
+        @app.get("/openapi.json", include_in_schema=False)
+        async def openapi(request: Request) -> JSONResponse:
+            check_auth(request)
+            return JSONResponse(app.openapi())
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

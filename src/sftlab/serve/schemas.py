@@ -68,7 +68,8 @@ class _Sampling(_Body):
     max_tokens: int | None = Field(default=None, ge=1)
     n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
+    """A 64-bit signed integer, as OpenAI documents it."""
     stream: bool = False
     stream_options: StreamOptions | None = None
 
