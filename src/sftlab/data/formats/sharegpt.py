@@ -75,12 +75,7 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
         raw_role = t[role_tag] if role_tag in t else t.get("role")
         role = roles.get(raw_role) if type(raw_role) is str else None
         if role is None:
-            role = mapping.role(raw_role)  # case-insensitive fallback
-            if role is None:
-                raise InvalidRecord(
-                    "unknown_role",
-                    f"conversations[{i}] has role {raw_role!r}; map it with user_tag/assistant_tag/observation_tag",
-                )
+            role = _role_fallback(raw_role, i, mapping)
         if raw_role != _SPELLING[role] and role not in spelled:
             spelled[role] = raw_role
         value = t[content_tag] if content_tag in t else t.get("content")
@@ -109,13 +104,7 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
             continue
         turn = Turn(role, value)
         if len(t) > 2:  # optional keys beyond role and content
-            turn.weight = weight_of(t.get("weight"), f"conversations[{i}]")
-            name = t.get("name")
-            if isinstance(name, str):
-                turn.name = name
-            call_id = t.get("tool_call_id")
-            if role == "tool" and isinstance(call_id, str):
-                turn.tool_call_id = call_id
+            _turn_extras(turn, t, i)
         append(turn)
     tools = as_list(row.get("tools"), "tools")
     _note_layout(row, key, mapping.columns, turns_raw, (role_tag, content_tag), spelled, shape)
@@ -124,6 +113,28 @@ def parse(row: dict[str, Any], mapping: Mapping) -> Record:
     return Conversation(
         turns=turns, system=system, tools=tools or None, meta=take_meta(row, KNOWN, NAME, shape)
     )
+
+
+def _role_fallback(raw_role: Any, i: int, mapping: Mapping) -> str:
+    """The role for a spelling the fast lookup missed (other case), or ``unknown_role``."""
+    role = mapping.role(raw_role)
+    if role is None:
+        raise InvalidRecord(
+            "unknown_role",
+            f"conversations[{i}] has role {raw_role!r}; map it with user_tag/assistant_tag/observation_tag",
+        )
+    return role
+
+
+def _turn_extras(turn: Turn, t: dict[str, Any], i: int) -> None:
+    """A turn's optional keys beyond role and content: weight, name, tool_call_id (sftlab's own output)."""
+    turn.weight = weight_of(t.get("weight"), f"conversations[{i}]")
+    name = t.get("name")
+    if isinstance(name, str):
+        turn.name = name
+    call_id = t.get("tool_call_id")
+    if turn.role == "tool" and isinstance(call_id, str):
+        turn.tool_call_id = call_id
 
 
 def _note_layout(
