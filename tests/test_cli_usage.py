@@ -46,3 +46,19 @@ def test_bare_command_prints_help_exit_2():
 def test_help_is_exit_0():
     proc = _sftlab("--help")
     assert proc.returncode == 0 and "Usage: sftlab" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["data", "preview", "r.yaml", "--n", "-1"], "--n"),
+        (["data", "preview", "r.yaml", "--limit", "0"], "--limit"),
+        (["serve", "m", "--max-batch", "0"], "--max-batch"),
+        (["estimate", "m", "--zero", "4"], "--zero"),
+    ],
+)
+def test_numbers_out_of_range_name_the_option(args, option):
+    proc = _sftlab(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert line.startswith("error: Invalid value for") and f"'{option}'" in line

@@ -14,8 +14,8 @@ def preview(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     html: str = typer.Option(None, "--html", help="Also write a self-contained HTML preview to this file."),
-    n: int = typer.Option(5, "--n", help="Records to show with trained tokens highlighted."),
-    limit: int = typer.Option(2000, "--limit", help="Check at most this many records per source."),
+    n: int = typer.Option(5, "--n", min=0, help="Records to show with trained tokens highlighted."),
+    limit: int = typer.Option(2000, "--limit", min=1, help="Check at most this many records per source."),
 ) -> None:
     """Show records with trained tokens highlighted; check EOS, prompt prefix, empty labels, truncation,
     thinking mode; warn about unfilled {{ variables }} in trained text."""
