@@ -262,3 +262,14 @@ def test_llamafactory_mapping_nested_as_in_dataset_info_validates_in_the_recipe(
         "        columns: {messages: dialog}\n        tags: {role_tag: speaker}\n",
     )
     assert r.data.sources[0].mapping["columns"] == {"messages": "dialog"}
+
+
+def test_source_files_name_the_data_file_behind_an_entry_for_fingerprints():
+    from sftlab.data.llamafactory import source_files
+
+    assert source_files(SourceSection(path=str(LF), dataset="identity")) == [
+        str(INFO),
+        str(LF / "identity.json"),
+    ]
+    plain = str(LF / "c4_demo.jsonl")
+    assert source_files(SourceSection(path=plain)) == [plain]
