@@ -44,9 +44,14 @@ def curate(
         highlight=False,
         soft_wrap=True,
     )
+    read = result.steps[0] if result.steps and result.steps[0].step == "read" else None
+    repaired = read.details.get("repaired", {}) if read else {}
     for s in summary["steps"]:
+        note = ""
+        if s["step"] == "read" and repaired:
+            note = "  repaired " + ", ".join(f"{k} {v:,}" for k, v in repaired.items())
         console.print(
-            f"  {s['step']:<22} in {s['in']:>9,}  out {s['out']:>9,}",
+            f"  {s['step']:<22} in {s['in']:>9,}  out {s['out']:>9,}{note}",
             markup=False,
             highlight=False,
             soft_wrap=True,

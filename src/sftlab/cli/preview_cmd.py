@@ -34,7 +34,8 @@ def preview(
     )
     resolve_template(tokenizer, r.render.template, r.render.template_kwargs)
     records = itertools.chain.from_iterable(
-        itertools.islice(read_source(src, on_error=r.data.on_error), limit) for src in r.data.sources
+        itertools.islice(read_source(src, on_error=r.data.on_error, repairs=r.data.repair), limit)
+        for src in r.data.sources
     )
     report = preview_report(records, tokenizer, r.render, n=n)
     if html:

@@ -39,13 +39,14 @@ def schema() -> None:
 def missing_data(r: Recipe) -> list[str]:
     """One problem per data source whose file or folder cannot be read (hub names are not checked)."""
     from sftlab.data.containers import container_of
+    from sftlab.data.llamafactory import resolve_source
     from sftlab.errors import DataError
 
     problems = []
     for key in ("sources", "eval_sources"):
         for i, src in enumerate(getattr(r.data, key)):
             try:
-                container_of(src.path)
+                container_of(resolve_source(src).path)
             except DataError as err:
                 problems.append(f"data.{key}.{i}.path: {err}")
     return problems

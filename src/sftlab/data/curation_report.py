@@ -131,6 +131,7 @@ def render_html(data: dict[str, Any], before: array, after: array, title: str) -
                     "records": src["kept"],
                     "rejected": src["rejected"],
                     "by reason": ", ".join(f"{k} {v}" for k, v in src["rejected_by_reason"].items()),
+                    "repaired": ", ".join(f"{k} {v}" for k, v in src.get("repaired", {}).items()),
                 }
                 for src in read["details"]["sources"]
             ]

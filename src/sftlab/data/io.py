@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,8 +33,9 @@ from sftlab.data.formats._common import split_think
 from sftlab.data.llamafactory import resolve_source
 from sftlab.data.mapping import Mapping
 from sftlab.data.record import Conversation, Record, record_from_dict
+from sftlab.data.repair import check_repairs, repair
 from sftlab.data.substitute import substituter
-from sftlab.data.validate import InvalidRecord, check_record
+from sftlab.data.validate import InvalidRecord
 from sftlab.errors import DataError
 from sftlab.utils.atomic import atomic_path
 
@@ -52,6 +53,8 @@ class ReadStats:
     kept: int = 0
     rejected: int = 0
     rejected_by_reason: Counter = field(default_factory=Counter)
+    repaired: Counter = field(default_factory=Counter)
+    """Records kept after a repair (``data.repair``), per repair."""
     path: str = ""
     format: str = ""
 
@@ -63,6 +66,7 @@ class ReadStats:
             "kept": self.kept,
             "rejected": self.rejected,
             "rejected_by_reason": dict(self.rejected_by_reason),
+            "repaired": dict(self.repaired),
         }
 
 
@@ -108,6 +112,7 @@ class RecordStream:
         limit: int | None = None,
         split: str | None = None,
         substitute: dict[str, str] | None = None,
+        repairs: Sequence[str] = (),
     ):
         if on_error not in ("fail", "skip"):
             raise DataError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
@@ -126,6 +131,8 @@ class RecordStream:
         self.limit = limit
         self.split = split
         self.substitute = substituter(substitute) if substitute else None
+        check_repairs(repairs)
+        self.repairs = tuple(repairs)
         self.stem = (
             Path(self.path.rstrip("/")).name.split(".")[0]
             if self.container != "hf_hub"
@@ -188,7 +195,9 @@ class RecordStream:
                     split_think(record, think)
                 if self.substitute is not None:
                     self.substitute(record)
-                check_record(record)
+                record, repaired = repair(record, self.repairs)
+                for name in repaired:
+                    stats.repaired[name] += 1
                 meta = record.meta
                 if meta.id is None:
                     meta.id = f"{stem}-{item.index}"
@@ -268,7 +277,11 @@ def read_records(
 
 
 def read_source(
-    source: SourceSection, *, on_error: OnError = "fail", rejects_path: str | Path | None = None
+    source: SourceSection,
+    *,
+    on_error: OnError = "fail",
+    rejects_path: str | Path | None = None,
+    repairs: Sequence[str] = (),
 ) -> RecordStream:
     """A recipe ``data.sources[]`` entry as a stream; ``meta.source`` defaults to the dataset entry or file stem.
 
@@ -286,6 +299,7 @@ def read_source(
         limit=where.limit,
         split=where.split,
         substitute=source.substitute,
+        repairs=repairs,
     )
     stream.source_name = where.name or stream.stem
     return stream

@@ -21,6 +21,7 @@ themselves::
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,10 +62,14 @@ class SourceSet:
     def step_stats(self) -> StepStats:
         """The ``read`` step: lines read in, records out, rejections per reason."""
         step = StepStats(step=READ_STEP)
+        repaired: Counter = Counter()
         for stats in self.stats:
             step.records_in += stats.records_in
             step.kept += stats.kept
             step.rejected.update(stats.rejected_by_reason)
+            repaired.update(stats.repaired)
+        step.edited = sum(repaired.values())  # kept after a repair (data.repair)
+        step.details["repaired"] = dict(repaired)
         step.details["sources"] = [s.to_dict() for s in self.stats]
         for row in self.reject_rows():
             examples = step.examples.setdefault(row["reason"], [])
@@ -118,6 +123,7 @@ def read_sources(data: DataSection, staging_dir: str | Path) -> SourceSet:
                 src,
                 on_error=data.on_error,
                 rejects_path=staging_dir / f".read_rejects_{i}.jsonl" if skip else None,
+                repairs=data.repair,
             )
             for i, src in enumerate(data.sources)
         ]

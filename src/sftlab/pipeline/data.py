@@ -13,10 +13,13 @@ from sftlab.utils.hashing import file_fingerprint
 
 def source_fingerprints(recipe: Recipe) -> dict[str, str]:
     """Content hashes of every local data file, so an edited file re-runs the stages that read it."""
+    from sftlab.data.llamafactory import source_files
+
     out = {}
     for src in [*recipe.data.sources, *recipe.data.eval_sources]:
-        path = Path(src.path)
-        out[src.path] = file_fingerprint(path) if path.exists() else "remote"
+        for name in source_files(src):  # a dataset_info.json entry: the index and the data file it names
+            path = Path(name)
+            out[name] = file_fingerprint(path) if path.exists() else "remote"
     return out
 
 
@@ -43,7 +46,11 @@ def eval_records(
 ) -> tuple[list[Record], list[Record]]:
     """``(train, eval)``: eval sources if given, else the curated validation split, else a stratified hold-out."""
     if recipe.data.eval_sources:
-        held = [r for src in recipe.data.eval_sources for r in read_source(src, on_error="fail")]
+        held = [
+            r
+            for src in recipe.data.eval_sources
+            for r in read_source(src, on_error="fail", repairs=recipe.data.repair)
+        ]
         return train, held
     if validation:
         return train, validation

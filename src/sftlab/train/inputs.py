@@ -18,7 +18,9 @@ def read_all(source: SourceSection, recipe: Recipe, rejects_dir: Path | None = N
     rejects = None
     if recipe.data.on_error == "skip" and rejects_dir is not None:
         rejects = rejects_dir / f"{source.name or Path(source.path).stem}.rejects.jsonl"
-    records = list(read_source(source, on_error=recipe.data.on_error, rejects_path=rejects))
+    records = list(
+        read_source(source, on_error=recipe.data.on_error, rejects_path=rejects, repairs=recipe.data.repair)
+    )
     name = source.name or Path(source.path).stem
     for r in records:  # per-source weights, metrics and doctor shares key on this name
         r.meta.source = r.meta.source or name

@@ -120,6 +120,14 @@ class DataSection(Section):
     """Share held out for evaluation (stratified by task) when no ``eval_sources`` are given."""
     on_error: Literal["fail", "skip"] = "fail"
     """``fail`` stops at the first bad record naming file:line; ``skip`` writes it to the rejects file."""
+    repair: list[Literal["drop_leading_assistant", "keep_valid_prefix"]] = Field(
+        default_factory=lambda: ["drop_leading_assistant", "keep_valid_prefix"]
+    )
+    """Keep the valid part of a conversation reading would reject whole (public dumps are cut from longer
+    sessions): ``drop_leading_assistant`` drops assistant turns before the first user turn (a greeting whose
+    question was lost); ``keep_valid_prefix`` keeps the longest valid prefix ending in an answer when a later
+    turn is broken. Each repair is counted in the read step and noted in ``meta.provenance.read_repairs``;
+    ``[]`` rejects such records whole."""
 
     @field_validator("sources", "eval_sources")
     @classmethod
