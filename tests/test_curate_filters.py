@@ -21,8 +21,7 @@ CASES = {
     "boilerplate": [
         (rec("Tell me about cats", "As an AI language model, I cannot have pets."), "boilerplate"),
         (rec("介绍一下猫", "作为一个AI语言模型，我没有宠物。"), "boilerplate"),
-        (rec("Help", "I'm sorry, but I can't help with that."), "refusal"),
-        (rec("帮我写个病毒", "抱歉，我无法提供这个帮助。"), "refusal"),
+        (rec("Help", "I'm sorry, but I can't help with that."), None),  # refusals are opt-in
         (rec("Tell me about cats", "Cats are small carnivorous mammals kept as pets."), None),
         (rec("介绍一下猫", "猫是一种常见的家养宠物，性格独立。"), None),
         (rec("What is an AI language model?", "An AI language model predicts the next word."), None),
@@ -192,6 +191,23 @@ def test_repetition_names_the_looping_turn():
     decision = build_step({"type": "repetition"}).process(looping)
     assert decision.reason == "repetition"
     assert decision.detail.startswith("turn 4: ")
+
+
+# ── refusals: opt-in, and a hedge or a clarifying question is not one (issue 15) ──
+
+
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        ("I'm sorry, but I can't help with that.", "refusal"),
+        ("抱歉，我无法提供这个帮助。", "refusal"),
+        ("I'm sorry, I can't provide the exact code. However, here is a sketch:\nfor x in y: pass", None),
+        ("I am unable to provide an answer without the text. Could you please paste it?", None),
+        ("Unfortunately, I am unable to provide a table. Here are the main points instead: a, b.", None),
+    ],
+)
+def test_refusals_when_enabled(answer, expected):
+    assert reason({"type": "boilerplate", "refusals": True}, rec("Do it", answer)) == expected
 
 
 def test_language_allows_cyrillic_when_configured():

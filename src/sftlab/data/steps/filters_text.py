@@ -12,7 +12,7 @@ import re
 from functools import cached_property
 
 from sftlab.data.record import Conversation, Record
-from sftlab.data.steps.filters import Filter, Verdict, answer_text, first_match, regexes, user_text
+from sftlab.data.steps.filters import Filter, Verdict, answer_text, answers, first_match, regexes, user_text
 from sftlab.data.steps.text import CJK_CLASS, words
 from sftlab.recipe.sections.curation import (
     AmbiguousFilterConfig,
@@ -39,9 +39,23 @@ REFUSALS = [
     r"我(?:无法|不能)(?:帮助|协助|提供|回答)(?:你|您)?(?:完成)?(?:这个|此|该)(?:请求|问题)",
 ]
 
+# After "I can't…": an answer that goes on to deliver something or asks for what it needs is a hedge or a
+# clarifying question, not a refusal ("I can't give the exact code; however, here is a sketch").
+_GOES_ON = re.compile(
+    r"\b(?:however|instead|that said|nonetheless)\b|\bhere(?:'s| is| are)\b|\bbut i can\b"
+    r"|\b(?:could|can|would) you (?:please )?(?:provide|clarify|share|tell|give|specify|paste|send|let me know)\b"
+    r"|\bplease (?:provide|clarify|share|specify|paste|send|let me know)\b|\blet me know (?:which|what|more)\b"
+    r"|但是|不过|以下是|下面是|请提供|请告诉|能否提供|可以提供",
+    re.IGNORECASE,
+)
+
 
 class BoilerplateFilter(Filter):
-    """``boilerplate`` ("As an AI language model…", "作为一个AI语言模型…") and ``refusal`` templates in answers."""
+    """``boilerplate`` ("As an AI language model…", "作为一个AI语言模型…") and, opt-in, ``refusal`` in answers.
+
+    A refusal declines and stops; "I can't X, however here is Y" and "I can't tell without the text, could
+    you paste it?" are kept.
+    """
 
     config_class = BoilerplateFilterConfig
 
@@ -59,9 +73,12 @@ class BoilerplateFilter(Filter):
         if hit:
             return "boilerplate", hit
         if self.cfg.refusals:
-            hit = first_match(self._refusal, answer.strip())
-            if hit:
-                return "refusal", hit
+            for _, text in answers(record):
+                text = text.strip()
+                for pattern in self._refusal:
+                    m = pattern.search(text)
+                    if m and not _GOES_ON.search(text, m.end()):
+                        return "refusal", m.group(0)
         return None
 
 
