@@ -113,6 +113,8 @@ NOT_SLOTS = [
     "[Chorus]\nWe sing all night\n[Verse 2]\nAnd dance till light",
     "Log lines look like [INFO] server started and [ERROR] disk full.",
     "Index the array with arr[INDEX] and the dict with d[KEY].",
+    "Joker: [smirks] Hey there. Michael: [to Joker] Uh, hello.",
+    "Destructure it in the handler: const { field, form } = props; then read field.value.",
 ]
 
 
@@ -132,6 +134,8 @@ SLOTS = [
     ("Dear {{ first_name }}, your account is ready.", "{{ first_name }}"),
     ("At [company name], we care about the environment.", "[company name]"),
     ("Sincerely, {Your Name}", "{Your Name}"),
+    ("On **[date of outage]**, the cluster stopped serving traffic.", "[date of outage]"),
+    ("Met vriendelijke groet,\n[Je naam]", "[Je naam]"),
 ]
 
 

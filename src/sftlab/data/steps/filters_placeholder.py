@@ -35,7 +35,10 @@ from sftlab.recipe.sections.curation import PlaceholderFilterConfig
 
 # Words that ask for something to be inserted: a bracket holding one is a slot ("[Name of your project]",
 # "[insert date]"); the verbs only when they open it ("{ operation: 'add' }" is an object).
-_ASK = r"^(?:insert|enter|add|fill(?: in)?|specify|include)\b|\b(?:your|placeholder|tbd|tba|redacted)\b"
+_ASK = (
+    r"^(?:insert|enter|add|fill(?: in)?|specify|include)\b|\b(?:your|placeholder|tbd|tba|redacted)\b"
+    r"|^(?:je|jouw|uw|votre|ton|ta|ihr|ihre|dein|deine|tu|su|seu|sua|tuo|tua|vostro|vostra)\s"  # "your" elsewhere
+)
 # Things a template asks for. In title case or capitals ("[Company Name]", "[DATE]") they name a slot.
 _THING = (
     r"names?|date|time|day|month|year|deadline|company|business|firm|agency|organi[sz]ation|employer|brand|"
@@ -111,8 +114,13 @@ def _is_slot(body: str, kind: str) -> bool:
         return False  # {name}, <name>: code and markup use one lower/camel-case identifier
     tokens = [t for t in _TOKENS.findall(spaced.lower()) if t not in _MINOR and t != "s"]
     things = [t for t in tokens if _THING_RE.fullmatch(t)]
-    # [Company Name], [DATE]: a thing to insert, written to stand out; [company name]: nothing but such things.
-    return bool(things) and (_title_or_caps(words) or len(things) == len(tokens))
+    if not things:
+        return False
+    # [Company Name], [DATE]: a thing to insert, written to stand out. In square brackets also lower case
+    # made of such things or led by one: [company name], [date of outage] ("[smirks]", "[to Joker]" are not);
+    # braces in lower case are code ({ field, form }, {time_limit}).
+    lower_slot = kind == "square" and (len(things) == len(tokens) or things[0] == tokens[0])
+    return _title_or_caps(words) or lower_slot
 
 
 class PlaceholderFilter(Filter):
