@@ -14,9 +14,11 @@ def test_convert_prints_accounting_and_dropped_fields(tmp_path, capsys):
     out = tmp_path / "tools.alpaca.jsonl"
     assert main(["data", "convert", str(DATA / "messages_tools.jsonl"), str(out), "--to", "alpaca"]) == 0
     text = capsys.readouterr().out
-    assert "in 3 = kept 3 + rejected 0" in text
-    assert "skipped 2 records: tool_calls cannot be written as alpaca" in text
+    assert "in 3 = written 1 + rejected 2 (cannot be alpaca: tool_calls 2)" in text
     assert len(out.read_text().splitlines()) == 1
+    rejected = [json.loads(x) for x in Path(f"{out}.rejects.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rejected] == ["cannot_write_alpaca"] * 2
+    assert all(r["record"]["turns"] for r in rejected)  # the whole record, to convert elsewhere
     assert (
         main(
             [
@@ -51,7 +53,7 @@ def test_convert_skip_writes_rejects_and_fail_exits_1_with_one_line(tmp_path, ca
         ]
     )
     assert code == 0
-    assert "in 12 = kept 1 + rejected 11" in capsys.readouterr().out
+    assert "in 12 = written 1 + rejected 11 (read: " in capsys.readouterr().out
     assert len(rejects.read_text().splitlines()) == 11 and out.exists()
     code = main(["data", "convert", str(src), str(tmp_path / "x.jsonl"), "--to", "messages"])
     err = capsys.readouterr().err
@@ -108,3 +110,13 @@ def test_inspect_text_with_tokenizer(tiny_model_dir, capsys):
     text = capsys.readouterr().out
     assert "format sharegpt, 3 records" in text and "tokens: p50" in text and "--- sample 3" in text
     assert main(["data", "inspect", str(DATA / "nope.jsonl")]) == 1
+
+
+def test_convert_that_writes_nothing_is_an_error_and_keeps_the_old_file(tmp_path, capsys):
+    out = tmp_path / "t.jsonl"
+    out.write_text("old\n")
+    assert main(["data", "convert", str(DATA / "messages_tools.jsonl"), str(out), "--to", "text"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing to write as text" in err and "the file was not written" in err
+    assert out.read_text() == "old\n"
+    assert len(Path(f"{out}.rejects.jsonl").read_text().splitlines()) == 3

@@ -243,7 +243,7 @@ def test_cli_convert_and_inspect_take_a_dataset_entry(tmp_path, capsys):
     code = main(
         ["data", "convert", str(INFO), str(out), "--to", "messages", "--dataset", "glaive_toolcall_en_demo"]
     )
-    assert code == 0 and "in 6 = kept 6 + rejected 0" in capsys.readouterr().out
+    assert code == 0 and "in 6 = written 6 + rejected 0" in capsys.readouterr().out
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[0]["messages"][1]["tool_calls"][0]["function"]["name"] == "calculate_bmi"
     assert main(["data", "inspect", str(LF), "--dataset", "tutor_custom_tags", "--json"]) == 0

@@ -6,6 +6,8 @@ preview``, ``data synth``), so this module imports nothing heavy at import time.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="Read, convert, inspect and curate data.", no_args_is_help=True)
@@ -15,14 +17,6 @@ _DATASET_HELP = (
     "Entry to read when IN is a LLaMA-Factory dataset_info.json (or its folder); "
     "its file_name, formatting, columns and tags apply."
 )
-
-
-def _summary(stats) -> str:
-    """``in 10 = kept 9 + rejected 1 (malformed_json 1)``."""
-    line = f"in {stats.records_in} = kept {stats.kept} + rejected {stats.rejected}"
-    if stats.rejected_by_reason:
-        line += " (" + ", ".join(f"{k} {v}" for k, v in stats.rejected_by_reason.most_common()) + ")"
-    return line
 
 
 @app.command("convert")
@@ -50,7 +44,7 @@ def convert(
         None, "--map", help="Column/role mapping KEY=VALUE (e.g. prompt=question), repeatable."
     ),
     split: str = typer.Option(None, "--split", help="Split of a HF dataset."),
-    limit: int = typer.Option(None, "--limit", help="Convert at most this many records."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Convert at most this many records."),
     dataset: str = typer.Option(None, "--dataset", help=_DATASET_HELP),
 ) -> None:
     """Convert IN to OUT in another format; prints in = kept + rejected and what the target format dropped."""
@@ -62,30 +56,31 @@ def convert(
 
     if on_error not in ("fail", "skip"):
         raise DataError(f"--on-error must be fail or skip, got {on_error!r}")
-    if on_error == "skip" and rejects is None:
-        rejects = f"{dst}.rejects.jsonl"
+    rejects = rejects or f"{dst}.rejects.jsonl"
     where = resolve(src, dataset, format=from_, mapping=_parse_map(mapping), split=split, limit=limit)
     stream = read_records(
         where.path,
         format=where.format,
         mapping=where.mapping,
         on_error=on_error,
-        rejects_path=rejects,
+        rejects_path=rejects if on_error == "skip" else None,
         split=where.split,
         limit=where.limit,
     )
-    wstats = write_records(track(stream, f"convert → {to}", total=None), dst, format=to)
+    unwritable = UnwritableRecords(Path(rejects), to)
+    try:
+        wstats = write_records(
+            track(stream, f"convert → {to}", total=None),
+            dst,
+            format=to,
+            on_skip=unwritable.add,
+            allow_empty=False,
+        )
+    finally:
+        unwritable.publish(append=on_error == "skip")
     rstats = stream.stats
     out.print(f"{src} ({rstats.format}) → {dst} ({to})", markup=False, highlight=False, soft_wrap=True)
-    out.print(_summary(rstats), markup=False, highlight=False, soft_wrap=True)
-    out.print(f"written {wstats.written}", markup=False, highlight=False, soft_wrap=True)
-    for reason, n in wstats.skipped.most_common():
-        out.print(
-            f"skipped {n} records: {reason} cannot be written as {to}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+    out.print(_convert_summary(rstats, wstats, to), markup=False, highlight=False, soft_wrap=True)
     for reason, n in wstats.dropped.most_common():
         out.print(
             f"dropped {reason} from {n} records ({to} cannot hold it)",
@@ -93,8 +88,54 @@ def convert(
             highlight=False,
             soft_wrap=True,
         )
-    if rejects and rstats.rejected:
+    if rstats.rejected or unwritable.count:
         out.print(f"rejects: {rejects}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _convert_summary(rstats, wstats, to: str) -> str:
+    """``in 20 = written 3 + rejected 17 (read: malformed_json 1; cannot be alpaca: tool_calls 16)``."""
+    skipped = sum(wstats.skipped.values())
+    line = f"in {rstats.records_in} = written {wstats.written} + rejected {rstats.rejected + skipped}"
+    parts = []
+    if rstats.rejected_by_reason:
+        parts.append("read: " + ", ".join(f"{k} {v}" for k, v in rstats.rejected_by_reason.most_common()))
+    if skipped:
+        parts.append(f"cannot be {to}: " + ", ".join(f"{k} {v}" for k, v in wstats.skipped.most_common()))
+    return line + (f" ({'; '.join(parts)})" if parts else "")
+
+
+class UnwritableRecords:
+    """Records the target format cannot hold, appended to the rejects file once the read rejects are in it."""
+
+    def __init__(self, path: Path, to: str):
+        import tempfile
+
+        self.path, self.to, self.count = path, to, 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by publish()
+            "wb", dir=path.parent, prefix=f".{path.name}.", delete=False
+        )
+
+    def add(self, record, reason: str) -> None:
+        import orjson
+
+        row = {
+            "reason": f"cannot_write_{self.to}",
+            "message": f"{reason}: the {self.to} format cannot hold it",
+            "location": record.meta.id,
+            "record": record.to_dict(),
+        }
+        self.fh.write(orjson.dumps(row, default=str) + b"\n")
+        self.count += 1
+
+    def publish(self, *, append: bool) -> None:
+        """Add the rows to the rejects file (after this run's read rejects when ``append``)."""
+        self.fh.close()
+        tmp = Path(self.fh.name)
+        if self.count:
+            with open(self.path, "ab" if append else "wb") as dest, open(tmp, "rb") as src:
+                dest.write(src.read())
+        tmp.unlink(missing_ok=True)
 
 
 def _parse_map(items: list[str] | None) -> dict[str, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -305,11 +305,20 @@ def read_source(
     return stream
 
 
-def write_records(records: Iterable[Record], path: str | Path, *, format: str = "messages") -> WriteStats:
+def write_records(
+    records: Iterable[Record],
+    path: str | Path,
+    *,
+    format: str = "messages",
+    on_skip: Callable[[Record, str], None] | None = None,
+    allow_empty: bool = True,
+) -> WriteStats:
     """Write ``records`` in ``format`` to ``path`` (container from the extension), atomically.
 
-    Records the format cannot hold are skipped and fields it cannot hold are
-    dropped; both are counted per reason in the returned :class:`WriteStats`.
+    Records the format cannot hold are skipped (and handed to ``on_skip`` with
+    the reason) and fields it cannot hold are dropped; both are counted per
+    reason in the returned :class:`WriteStats`. With ``allow_empty=False`` a run
+    that writes nothing raises :class:`DataError` and leaves ``path`` as it was.
     """
     fmt = get_format(format)
     kind = sinks.sink_kind(path)
@@ -323,6 +332,8 @@ def write_records(records: Iterable[Record], path: str | Path, *, format: str = 
                 row, reasons = dump(record)
                 if row is None:
                     stats.skipped[reasons[0]] += 1
+                    if on_skip is not None:
+                        on_skip(record, reasons[0])
                     continue
                 for reason in reasons:
                     stats.dropped[reason] += 1
@@ -330,6 +341,9 @@ def write_records(records: Iterable[Record], path: str | Path, *, format: str = 
                 stats.written += 1
         finally:
             sink.close()
+        if not allow_empty and stats.written == 0:
+            reasons = ", ".join(f"{k} {v}" for k, v in stats.skipped.most_common()) or "no records were read"
+            raise DataError(f"{path}: nothing to write as {format} ({reasons}); the file was not written")
     return stats
 
 
