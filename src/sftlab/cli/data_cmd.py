@@ -47,7 +47,7 @@ def convert(
     limit: int = typer.Option(None, "--limit", min=1, help="Convert at most this many records."),
     dataset: str = typer.Option(None, "--dataset", help=_DATASET_HELP),
 ) -> None:
-    """Convert IN to OUT in another format; prints in = kept + rejected and what the target format dropped."""
+    """Convert IN to OUT in another format; prints in = written + rejected (unreadable, or not expressible in the target) and the fields it dropped."""
     from sftlab.cli.common import out
     from sftlab.data.io import read_records, write_records
     from sftlab.data.llamafactory import resolve
