@@ -346,3 +346,21 @@ def test_bad_step_config_is_a_recipe_error():
         build_step({"type": "length", "min": -1})
     with pytest.raises(RecipeError, match="type"):
         build_step({"type": "no_such_step"})
+
+
+def test_placeholder_reads_template_variables_in_prompts_but_not_prompt_slots():
+    from sftlab.data.steps.filters_placeholder import PlaceholderFilter
+
+    def record(prompt, answer="Category: billing."):
+        return Conversation(turns=[Turn("user", prompt), Turn("assistant", answer)])
+
+    check = PlaceholderFilter().check
+    assert check(record("Ticket: Hi {{customer_name}}, my invoice is wrong.")) == (
+        "unfilled_placeholder",
+        "turn 1: {{customer_name}}",
+    )
+    assert (
+        check(record("[TASK TYPE]: Article\nWrite about tea.")) is None
+    )  # a prompt slot is the user's business
+    assert check(record("Explain `{{ name }}` in Jinja templates.")) is None  # code, not a leftover
+    assert check(record("What does {{#if admin}}...{{/if}} do in Handlebars?")) is None

@@ -14,7 +14,10 @@ What looks the same but is not a slot, and stays:
   brackets, ``[Chorus]`` or ``[laughs]`` stage directions (no word naming a thing
   to insert);
 * the prompt — a template in the *prompt* (``[TASK TYPE]: Article``) is the
-  user's business; only answers are trained on, so only answers are read.
+  user's business; only answers are trained on, so only answers are read for
+  slots. The exception is a ``{{variable}}`` left by the templating step that
+  built the prompt (``Hi {{customer_name}}``): no user writes that, and training
+  on it teaches the model prompts that inference never sends.
 
 >>> from sftlab.data.record import Conversation, Turn
 >>> check = lambda a: PlaceholderFilter().check(Conversation([Turn("user", "Letter"), Turn("assistant", a)]))
@@ -89,6 +92,11 @@ _MASK = re.compile(
 )
 
 
+# A prompt line that is code pasted without fences (a template in a string, an assignment, a tag):
+# its {{variables}} belong to the code the user asks about.
+_CODE_LINE = re.compile(r"[=;]|</?\w[^>]*>|\{%|['\"`][^'\"`]*\{\{")
+
+
 def _title_or_caps(words: list[str]) -> bool:
     """Every word that is not a small joining word starts with a capital (``Name of Company``)."""
     major = [w for w in words if w.lower() not in _MINOR]
@@ -132,8 +140,8 @@ class PlaceholderFilter(Filter):
     def _forms(self) -> list[tuple[str, re.Pattern]]:
         return [("double_brace", _DOUBLE_BRACE), ("square", _SQUARE), ("angle", _ANGLE), ("brace", _BRACE)]
 
-    def find(self, text: str) -> str | None:
-        """The first slot in ``text`` outside code, or None.
+    def find(self, text: str, kinds: tuple[str, ...] | None = None) -> str | None:
+        """The first slot in ``text`` outside code (of the given ``kinds`` of brackets), or None.
 
         An answer that is nothing but one bracketed expression is a value (a list, a label, an entity tag
         such as ``[Lender - PERSON]``), not a template: templates leave their slots inside text.
@@ -143,13 +151,15 @@ class PlaceholderFilter(Filter):
             return None
         template_code = "{{" in text and _TEMPLATE_CODE.search(text) is not None
         for kind, pattern in self._forms:
-            if kind == "double_brace" and template_code:
+            if (kind == "double_brace" and template_code) or (kinds is not None and kind not in kinds):
                 continue
             for m in pattern.finditer(text):
                 if kind == "angle" and f"</{m.group(1).strip()}>" in text:
                     continue  # <IBAN>…</IBAN>: an XML element, not a slot
                 if _is_slot(m.group(1), kind):
                     return m.group(0)
+        if kinds is not None:
+            return None
         m = _CJK.search(text) or _MASK.search(text)
         return m.group(0) if m else None
 
@@ -158,7 +168,20 @@ class PlaceholderFilter(Filter):
             token = self.find(text)
             if token:
                 return "unfilled_placeholder", f"{where}: {token}"
+        if self.cfg.field == "answers" and isinstance(record, Conversation):
+            for where, text in self._prompts(record):
+                prose_lines = "\n".join(line for line in text.splitlines() if not _CODE_LINE.search(line))
+                token = self.find(prose_lines, kinds=("double_brace",))
+                if token:
+                    return "unfilled_placeholder", f"{where}: {token}"
         return None
+
+    @staticmethod
+    def _prompts(record: Conversation) -> list[tuple[str, str]]:
+        system = [("system", record.system)] if record.system else []
+        return system + [
+            (f"turn {n}", t.content) for n, t in enumerate(record.turns, 1) if t.role != "assistant"
+        ]
 
     def _texts(self, record: Record) -> list[tuple[str, str]]:
         """``(where, text)`` pairs to read: the answers, or with ``field: all`` every turn and the system prompt."""

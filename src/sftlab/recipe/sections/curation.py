@@ -122,7 +122,8 @@ class PlaceholderFilterConfig(StepBase):
 
     type: Literal["placeholder"] = "placeholder"
     field: Literal["answers", "all"] = "answers"
-    """``answers``: assistant turns only (what is trained); ``all``: also the prompts and system prompt."""
+    """``answers``: slots in assistant turns (what is trained), plus ``{{variables}}`` a templating step left in a
+    prompt; ``all``: every kind of slot in the prompts and system prompt too."""
 
 
 class RepetitionFilterConfig(StepBase):
