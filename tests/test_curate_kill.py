@@ -17,20 +17,9 @@ import time
 
 import pytest
 
-WORDS = [
-    "river",
-    "garden",
-    "window",
-    "copper",
-    "violin",
-    "harbor",
-    "lantern",
-    "meadow",
-    "pencil",
-    "orchard",
-    "canyon",
-    "ribbon",
-]
+from curate_helpers import VOCAB
+
+WORDS = VOCAB[:12]
 
 
 def _consistent(folder) -> dict:
