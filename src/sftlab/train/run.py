@@ -67,11 +67,15 @@ def run_training(
     callbacks: list | None = None,
 ) -> TrainResult:
     """Render the records with the recipe's template and train; see :func:`fit` for the rest."""
-    from sftlab.models import load_tokenizer
+    from sftlab.models import load_tokenizer, resolve_model
+    from sftlab.models.load import no_weights_message
     from sftlab.render import resolve_template
 
+    resolved = resolve_model(recipe.model.name, revision=recipe.model.revision)
+    if resolved.kind == "tokenizer":  # before minutes of rendering, not after
+        raise SftlabError(no_weights_message(resolved))
     tokenizer = load_tokenizer(
-        recipe.model.name, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
+        resolved, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
     )
     stage = infer_stage(recipe, train_records)
     render_cfg = recipe.render
