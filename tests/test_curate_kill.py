@@ -98,3 +98,27 @@ def test_unwritable_folder_is_one_line(workdir, capsys):
     assert main(["data", "curate", str(workdir / "r.yaml"), "--out", str(blocker / "c")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot write the curation outputs in") and "\n" not in err
+
+
+def test_a_dead_writers_temporaries_are_removed_by_the_next(tmp_path):
+    from sftlab.utils.atomic import atomic_path, remove_stale
+
+    target = tmp_path / "kept.jsonl"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = int(dead.stdout)  # a process that has exited
+    (tmp_path / f".kept.jsonl.{pid}.abc.tmp").write_text("half")
+    (tmp_path / f".kept.jsonl.{pid}.dir").mkdir()
+    alive = tmp_path / f".kept.jsonl.{os.getpid()}.mine.tmp"
+    alive.write_text("in use")
+    with atomic_path(target) as tmp:
+        tmp.write_text("done\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["kept.jsonl", alive.name])
+    # a folder moved aside by a writer killed between its two renames is put back
+    folder = tmp_path / "curation"
+    old = tmp_path / ".curation.old"
+    old.mkdir()
+    (old / "kept.jsonl").write_text("old\n")
+    remove_stale(folder)
+    assert (folder / "kept.jsonl").read_text() == "old\n" and not old.exists()

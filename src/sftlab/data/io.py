@@ -37,7 +37,7 @@ from sftlab.data.repair import check_repairs, repair
 from sftlab.data.substitute import substituter
 from sftlab.data.validate import InvalidRecord
 from sftlab.errors import DataError
-from sftlab.utils.atomic import atomic_path
+from sftlab.utils.atomic import atomic_path, remove_stale
 
 if TYPE_CHECKING:
     from sftlab.recipe.sections.data import SourceSection
@@ -229,6 +229,7 @@ class _Rejects:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(path)  # what a killed reader left
         self.path = path
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         self.fh = open(self.tmp, "wb")  # noqa: SIM115 - lives as long as the stream's iteration
