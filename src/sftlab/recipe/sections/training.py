@@ -9,6 +9,21 @@ from pydantic import Field
 from sftlab.recipe.base import Section
 from sftlab.recipe.sections.data import SourceSection
 
+OptimizerName = Literal[
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adamw_8bit",
+    "adamw_bnb_8bit",
+    "paged_adamw_8bit",
+    "paged_adamw_32bit",
+    "adafactor",
+    "lion_8bit",
+    "paged_lion_8bit",
+    "lion_32bit",
+    "sgd",
+]
+"""``training.optimizer`` names: the HF Trainer's own (``TrainingArguments.optim``), those we test."""
+
 
 class LoraSection(Section):
     r: int = Field(default=16, ge=1)
@@ -84,8 +99,14 @@ class TrainingSection(Section):
     """Gradient clipping norm."""
     max_steps: int | None = Field(default=None, ge=1)
     """Stop after this many optimizer steps (overrides epochs)."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, ~30% slower."""
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
+    """Recompute activations in the backward pass: less memory, ~30% slower. ``auto``: on for full
+    fine-tuning of models over ~1B parameters on a GPU, off otherwise."""
+    optimizer: OptimizerName = "adamw_torch_fused"
+    """HF Trainer optimizer name; 8-bit, paged and Lion ones need bitsandbytes and a CUDA GPU."""
+    kernels: Literal["auto", "liger", "none"] = "auto"
+    """Fused kernels: ``liger`` (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy; CUDA + liger-kernel),
+    ``none`` (our chunked trained-positions loss); ``auto`` picks liger where it can run."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """``auto``: bf16 where supported, fp16 on older GPUs, fp32 on CPU."""
     eval_steps: int | None = Field(default=None, ge=1)
