@@ -110,7 +110,10 @@ def estimate(
     gpus: int = typer.Option(1, min=1, help="GPUs sharing the work (with --zero)."),
     zero: int = typer.Option(0, min=0, max=3, help="DeepSpeed ZeRO stage 0-3."),
     grad_checkpointing: bool = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing"),
-    optimizer: str = typer.Option("adamw", help="adamw or adamw8bit."),
+    optimizer: str = typer.Option(
+        None,
+        help="As training.optimizer: adamw_torch_fused (default), adamw_8bit, paged_adamw_8bit, adafactor, ...",
+    ),
     lora_r: int = typer.Option(None, min=1, help="LoRA rank."),
     measure: bool = typer.Option(False, "--measure", help="Also run a few real steps (CUDA only)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -118,7 +121,9 @@ def estimate(
     """Estimate GPU memory for training, with a breakdown and a verdict per GPU size."""
     from sftlab.estimate import estimate_memory, model_config
 
-    settings = _estimate_settings(recipe, model, method, seq_len, batch, grad_checkpointing, lora_r)
+    settings = _estimate_settings(
+        recipe, model, method, seq_len, batch, grad_checkpointing, lora_r, optimizer
+    )
     config = model_config(settings["model"])
     result = estimate_memory(
         config,
@@ -128,7 +133,7 @@ def estimate(
         gpus=gpus,
         zero=zero,
         grad_checkpointing=settings["grad_checkpointing"],
-        optimizer=optimizer,
+        optimizer=settings["optimizer"],
         lora_r=settings["lora_r"],
         target_modules=settings["target_modules"],
     )
@@ -140,8 +145,8 @@ def estimate(
             method=settings["method"],
             seq_len=settings["seq_len"],
             batch=settings["batch"],
-            grad_checkpointing=settings["grad_checkpointing"],
-            optimizer=optimizer,
+            grad_checkpointing=result.grad_checkpointing,  # "auto" resolved by the estimate
+            optimizer=result.optimizer,
             lora_r=settings["lora_r"],
         )
     if as_json:
@@ -150,7 +155,9 @@ def estimate(
     _print_estimate(settings["model"], result)
 
 
-def _estimate_settings(recipe, model, method, seq_len, batch, grad_checkpointing, lora_r) -> dict:
+def _estimate_settings(
+    recipe, model, method, seq_len, batch, grad_checkpointing, lora_r, optimizer=None
+) -> dict:
     """Flags win over the recipe; without a recipe, defaults fill in (LoRA, 2048 tokens, batch 1)."""
     settings = {
         "model": "smollm2-135m-instruct",
@@ -160,6 +167,7 @@ def _estimate_settings(recipe, model, method, seq_len, batch, grad_checkpointing
         "grad_checkpointing": False,
         "lora_r": 16,
         "target_modules": "all-linear",
+        "optimizer": "adamw_torch_fused",
     }
     if recipe:
         from sftlab.recipe import load_recipe
@@ -174,6 +182,7 @@ def _estimate_settings(recipe, model, method, seq_len, batch, grad_checkpointing
             grad_checkpointing=r.training.gradient_checkpointing,
             lora_r=r.training.lora.r,
             target_modules=r.training.lora.target_modules,
+            optimizer=r.training.optimizer,
         )
     elif model is None:
         raise SftlabError("name a recipe (sftlab estimate RECIPE) or a model (--model M)")
@@ -184,6 +193,7 @@ def _estimate_settings(recipe, model, method, seq_len, batch, grad_checkpointing
         "batch": batch,
         "grad_checkpointing": grad_checkpointing,
         "lora_r": lora_r,
+        "optimizer": optimizer,
     }
     settings.update({k: v for k, v in given.items() if v is not None})
     return settings

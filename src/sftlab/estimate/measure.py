@@ -12,11 +12,14 @@ def measure_peak(
     seq_len: int,
     batch: int,
     grad_checkpointing: bool = False,
-    optimizer: str = "adamw",
+    optimizer: str = "adamw_torch",
     lora_r: int = 16,
     steps: int = 3,
 ) -> int:
-    """Peak bytes allocated over ``steps`` forward/backward/optimizer steps on random tokens (bf16 autocast)."""
+    """Peak bytes allocated over ``steps`` forward/backward/optimizer steps on random tokens (bf16 autocast).
+
+    The optimizer is built by the HF Trainer from its name, exactly as in training (``training.optimizer``).
+    """
     import torch
 
     if not torch.cuda.is_available():
@@ -27,10 +30,14 @@ def measure_peak(
 
     kwargs = {}
     if method == "qlora":
-        try:
-            from transformers import BitsAndBytesConfig
-        except ImportError:  # pragma: no cover
-            raise MissingDependencyError("bitsandbytes", "--method qlora --measure") from None
+        import importlib.util
+
+        from transformers import BitsAndBytesConfig
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise MissingDependencyError(
+                "bitsandbytes", "--method qlora --measure", "pip install 'sftlab[gpu]'"
+            )
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
@@ -46,17 +53,10 @@ def measure_peak(
             model, LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear")
         )
     if grad_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-        except ImportError:
-            raise MissingDependencyError("bitsandbytes", "--optimizer adamw8bit --measure") from None
-        opt = bnb.optim.AdamW8bit(params, lr=1e-5)
-    else:
-        opt = torch.optim.AdamW(params, lr=1e-5)
+        from sftlab.train.methods import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(model)  # non-reentrant, as training does
+    opt = build_optimizer(model, optimizer)
     vocab = model.config.vocab_size
     torch.cuda.reset_peak_memory_stats()
     for _ in range(steps):
@@ -68,3 +68,20 @@ def measure_peak(
         opt.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
     return torch.cuda.max_memory_allocated()
+
+
+def build_optimizer(model, name: str, lr: float = 1e-5):
+    """The optimizer the HF Trainer builds for ``TrainingArguments(optim=name)``, over the trained parameters;
+    bitsandbytes missing is one line naming the extra."""
+    import tempfile
+
+    from transformers import Trainer, TrainingArguments
+
+    from sftlab.train.hardware import detect_device, detect_installed
+    from sftlab.train.optim import canonical_optimizer, check_optimizer
+
+    name = check_optimizer(canonical_optimizer(name), detect_device(), detect_installed())
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(output_dir=tmp, optim=name, learning_rate=lr, report_to="none")
+        cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    return cls([p for p in model.parameters() if p.requires_grad], **kwargs)

@@ -8,8 +8,12 @@ part            full (bf16-mixed)   lora                    qlora
 weights         2·N                 2·N + 4·T (fp32 LoRA)   0.516·Q + 2·(N−Q) + 4·T
 gradients       2·T                 4·T                     4·T
 master copy     4·T                 —                       —
-optimizer       8·T AdamW, 2·T 8-bit AdamW (two states: 4+4 or 1+1 bytes)
+optimizer       8·T AdamW, 2·T 8-bit AdamW (two states: 4+4 or 1+1 bytes), 4·T / 1·T Lion,
+                4·(rows + cols) per matrix Adafactor (factored second moment, no momentum)
 ==============  ==================  ======================  =====================
+
+``optimizer`` takes ``training.optimizer``'s names (:mod:`sftlab.train.optim`), so the estimate, the
+measurement and the training run mean the same optimizer.
 
 ``precision="fp32"`` makes every 2 a 4 and drops the master copy. ZeRO-1 shards
 optimizer and master copy over the GPUs, ZeRO-2 also gradients, ZeRO-3 also
@@ -47,7 +51,6 @@ CUDA_CONTEXT = int(0.5 * GIB)
 FRAGMENTATION = 0.10
 """Allocator slack on top of live tensors; observed 5–15% in training loops."""
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
-OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}
 METHODS = ("full", "lora", "qlora")
 
 
@@ -82,15 +85,20 @@ def estimate_memory(
     batch: int = 1,
     gpus: int = 1,
     zero: int = 0,
-    grad_checkpointing: bool = False,
-    optimizer: str = "adamw",
+    grad_checkpointing: bool | str = False,
+    optimizer: str = "adamw_torch",
     lora_r: int = 16,
     target_modules: str | list[str] = "all-linear",
     precision: str = "bf16-mixed",
 ) -> MemoryEstimate:
-    """Estimate per-GPU training memory for a transformers ``config`` (see the module docstring)."""
-    _check(method, optimizer, precision, zero, gpus)
+    """Estimate per-GPU training memory for a transformers ``config`` (see the module docstring).
+
+    ``grad_checkpointing="auto"`` resolves as training does on a GPU (on for full fine-tuning over ~1B).
+    """
+    optimizer = _check(method, optimizer, precision, zero, gpus)
     counts = count_params(config, lora_r=lora_r if method != "full" else 0, target_modules=target_modules)
+    if not isinstance(grad_checkpointing, bool):
+        grad_checkpointing = _auto_checkpointing(grad_checkpointing, method, counts.total)
     act_bytes = 2 if precision == "bf16-mixed" else 4
     parts = _state_bytes(counts, method, optimizer, precision)
     parts = _shard(parts, gpus, zero)
@@ -118,12 +126,25 @@ def estimate_memory(
     )
 
 
-def _check(method: str, optimizer: str, precision: str, zero: int, gpus: int) -> None:
+def _auto_checkpointing(setting, method: str, n_params: int) -> bool:
+    from sftlab.train.hardware import Device
+    from sftlab.train.optim import auto_gradient_checkpointing
+
+    return auto_gradient_checkpointing(setting, method, n_params, Device("cuda", "gpu"))
+
+
+def _check(method: str, optimizer: str, precision: str, zero: int, gpus: int) -> str:
+    """The canonical optimizer name; every problem in one error."""
+    from sftlab.train.optim import ALIASES, OPTIMIZERS
+
     problems = []
     if method not in METHODS:
         problems.append(f"--method must be one of {', '.join(METHODS)}, not '{method}'")
-    if optimizer not in OPTIMIZER_BYTES:
-        problems.append(f"--optimizer must be adamw or adamw8bit, not '{optimizer}'")
+    optimizer = ALIASES.get(optimizer, optimizer)
+    if optimizer not in OPTIMIZERS:
+        problems.append(
+            f"--optimizer must be one of {', '.join(OPTIMIZERS)} (as training.optimizer), not '{optimizer}'"
+        )
     if precision not in ("bf16-mixed", "fp32"):
         problems.append(f"precision must be bf16-mixed or fp32, not '{precision}'")
     if zero not in (0, 1, 2, 3):
@@ -132,19 +153,23 @@ def _check(method: str, optimizer: str, precision: str, zero: int, gpus: int) ->
         problems.append(f"--gpus must be at least 1, not {gpus}")
     if problems:
         raise SftlabError("; ".join(problems))
+    return optimizer
 
 
 def _state_bytes(counts: ParamCounts, method: str, optimizer: str, precision: str) -> dict[str, int]:
     """Weights, gradients, master copy and optimizer states, unsharded."""
+    from sftlab.train.optim import STATE_BYTES
+
     p = 2 if precision == "bf16-mixed" else 4
-    opt = OPTIMIZER_BYTES[optimizer]
     n, t = counts.total, counts.lora
+    trained, factored = (n, counts.factored) if method == "full" else (t, counts.lora_factored)
+    states = int(STATE_BYTES[optimizer] * trained) + (4 * factored if optimizer == "adafactor" else 0)
     if method == "full":
         master = 4 * n if precision == "bf16-mixed" else 0
-        return {"weights": p * n, "gradients": p * n, "master_weights": master, "optimizer_states": opt * n}
+        return {"weights": p * n, "gradients": p * n, "master_weights": master, "optimizer_states": states}
     # peft keeps adapter weights in fp32 even when the base is bf16 or 4-bit.
     base = p * n if method == "lora" else int(NF4_BYTES * counts.linear) + p * (n - counts.linear)
-    return {"weights": base + 4 * t, "gradients": 4 * t, "master_weights": 0, "optimizer_states": opt * t}
+    return {"weights": base + 4 * t, "gradients": 4 * t, "master_weights": 0, "optimizer_states": states}
 
 
 def _shard(parts: dict[str, int], gpus: int, zero: int) -> dict[str, int]:

@@ -21,6 +21,10 @@ class ParamCounts:
     lora: int
     """Trainable LoRA parameters for the requested targets and rank (0 when not asked)."""
     lora_modules: int
+    factored: int = 0
+    """Adafactor's state for training every weight: rows + columns of each matrix, every element of a vector."""
+    lora_factored: int = 0
+    """The same for the LoRA matrices only (r + in and out + r per adapted layer)."""
 
 
 def model_config(reference: str, *, revision: str | None = None, trust_remote_code: bool = False):
@@ -62,8 +66,9 @@ def count_params(config, *, lora_r: int = 0, target_modules: str | list[str] = "
 
     model = meta_model(config)
     total = sum(p.numel() for p in model.parameters())
+    factored = sum(sum(p.shape[-2:]) if p.dim() >= 2 else p.numel() for p in model.parameters())
     head = model.get_output_embeddings()
-    linear = lora = modules = 0
+    linear = lora = modules = lora_factored = 0
     for name, module in model.named_modules():
         if not isinstance(module, torch.nn.Linear) or module is head:
             continue
@@ -71,5 +76,6 @@ def count_params(config, *, lora_r: int = 0, target_modules: str | list[str] = "
         targeted = target_modules == "all-linear" or name.rsplit(".", 1)[-1] in target_modules
         if lora_r and targeted:
             lora += lora_r * (module.in_features + module.out_features)
+            lora_factored += 2 * lora_r + module.in_features + module.out_features
             modules += 1
-    return ParamCounts(total=total, linear=linear, lora=lora, lora_modules=modules)
+    return ParamCounts(total, linear, lora, modules, factored, lora_factored)

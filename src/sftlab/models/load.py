@@ -102,7 +102,9 @@ def load_model(
         if merge_adapter and mergeable and not getattr(base, "is_quantized", False):
             return model.merge_and_unload()
         return model
-    attn = None if attn_implementation == "auto" else attn_implementation
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    attn = resolve_attention(attn_implementation, device)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             resolved.path,
@@ -115,6 +117,16 @@ def load_model(
         )
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load model '{resolved.reference}': {str(err).splitlines()[0]}") from None
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     return model.to(device)
+
+
+def resolve_attention(requested: str, device: str) -> str:
+    """``auto``: flash-attention 2 where the model is placed on a GPU that supports it and flash-attn is
+    installed, else SDPA (:func:`sftlab.train.attention.choose_attention`). An explicit choice is checked
+    against this machine's GPU, not the placement: training loads on the CPU and the Trainer moves it."""
+    from sftlab.train.attention import choose_attention
+    from sftlab.train.hardware import detect_device, detect_installed
+
+    if requested == "auto" and not str(device).startswith("cuda"):
+        return "sdpa"
+    return choose_attention(requested, detect_device(), detect_installed())

@@ -71,9 +71,14 @@ class PackedCollator:
       which transformers passes to SDPA unchanged;
     - ``eager``: the same as an additive float mask (0 or the dtype's minimum);
     - ``flash``: padding-free, one row of every sample back to back with ``position_ids``
-      and ``cu_seq_lens_q/k`` / ``max_length_q/k`` (flash-attention varlen kernels).
+      and ``cu_seq_lens_q/k`` / ``max_length_q/k`` (flash-attention varlen kernels, see
+      :func:`varlen_inputs`);
+    - ``flex``: the same padding-free row with ``position_ids`` only: transformers finds the
+      samples where positions restart and builds FlexAttention's sparse block mask.
 
-    Position ids restart at 0 for each sample in every mode.
+    ``sdpa`` and ``eager`` are the CPU path; on a GPU the mask would be ``L × L`` per row
+    (:mod:`sftlab.train.attention` picks ``flash`` or ``flex`` there). Position ids restart
+    at 0 for each sample in every mode.
     """
 
     def __init__(
@@ -81,7 +86,7 @@ class PackedCollator:
         max_length: int,
         pad_token_id: int,
         *,
-        attention: Literal["sdpa", "eager", "flash"] = "sdpa",
+        attention: Literal["sdpa", "eager", "flash", "flex"] = "sdpa",
         mask_dtype=None,
         pad_to_multiple_of: int | None = None,
     ):
@@ -93,8 +98,13 @@ class PackedCollator:
         self.last_padding_share = 0.0
         """Share of padding tokens in the last batch (for logging)."""
 
+    @property
+    def padding_free(self) -> bool:
+        """One row holding every sample of the batch, no padding and no mask tensor."""
+        return self.attention in ("flash", "flex")
+
     def rows(self, samples: list[dict[str, Any]]) -> list[list[int]]:
-        if self.attention == "flash":
+        if self.padding_free:
             return [list(range(len(samples)))]
         return pack_samples([len(s["input_ids"]) for s in samples], self.max_length)
 
@@ -105,15 +115,13 @@ class PackedCollator:
             samples = [s for f in features for s in f["pack"]]
             bounds = [0, *itertools.accumulate(len(f["pack"]) for f in features)]
             rows = [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
-            if self.attention == "flash":
+            if self.padding_free:
                 rows = [list(range(len(samples)))]
         else:
             samples = features
             rows = self.rows(samples)
         lengths = [sum(len(samples[i]["input_ids"]) for i in row) for row in rows]
-        width = _round_up(max(lengths), self.pad_to_multiple_of)
-        if self.attention == "flash":
-            width = max(lengths)
+        width = max(lengths) if self.padding_free else _round_up(max(lengths), self.pad_to_multiple_of)
         shape = (len(rows), width)
         ids = torch.full(shape, self.pad_token_id, dtype=torch.long)
         labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
@@ -143,13 +151,27 @@ class PackedCollator:
         if any(s.get("weights") is not None for s in samples):
             batch["loss_weights"] = weights
         if self.attention == "flash":
-            cu = torch.tensor([0, *torch.tensor(seq_lens).cumsum(0).tolist()], dtype=torch.int32)
-            batch.update(
-                cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max(seq_lens), max_length_k=max(seq_lens)
-            )
+            batch.update(varlen_inputs(seq_lens))
+            return batch
+        if self.attention == "flex":
             return batch
         batch["attention_mask"] = block_causal_mask(seq_ids, self.attention, self.mask_dtype)
         return batch
+
+
+def varlen_inputs(lengths: list[int]) -> dict[str, Any]:
+    """flash-attention varlen keyword arguments for samples of ``lengths`` laid back to back in one row.
+
+    >>> v = varlen_inputs([3, 2, 4])
+    >>> v["cu_seq_lens_q"].tolist(), v["max_length_q"], v["cu_seq_lens_q"].dtype
+    ([0, 3, 5, 9], 4, torch.int32)
+    """
+    import torch
+
+    cu = torch.zeros(len(lengths) + 1, dtype=torch.int32)
+    cu[1:] = torch.tensor(lengths, dtype=torch.int32).cumsum(0)
+    longest = max(lengths)
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
 def block_causal_mask(seq_ids, attention: str = "sdpa", dtype=None):

@@ -135,7 +135,9 @@ def train_collator(tokenizer, cfg: RenderSection, packing: bool, attn_implementa
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if not packing:
         return PaddingCollator(pad)
-    attention = {"flash_attention_2": "flash", "eager": "eager"}.get(attn_implementation or "sdpa", "sdpa")
+    from sftlab.train.attention import packed_mode
+
+    attention = packed_mode(attn_implementation or "sdpa")
     return PackedCollator(cfg.max_length, pad, attention=attention)
 
 

@@ -36,9 +36,15 @@ class Finding:
         return asdict(self)
 
 
-def doctor(recipe: Recipe, train_records: Sequence[Record], tokenizer=None) -> list[Finding]:
-    """Every finding for this recipe and data, errors first."""
+def doctor(
+    recipe: Recipe, train_records: Sequence[Record], tokenizer=None, device=None, installed=None
+) -> list[Finding]:
+    """Every finding for this recipe and data, errors first; ``device``/``installed`` describe the machine
+    (:mod:`sftlab.train.hardware`; this one's when not given)."""
+    from sftlab.train.doctor_hardware import check_hardware
+
     findings: list[Finding] = []
+    findings += check_hardware(recipe, device, installed)
     findings += check_hyperparameters(recipe, len(train_records))
     findings += check_mix(recipe, train_records)
     findings += check_weights(recipe)

@@ -63,21 +63,28 @@ def quantization_load_kwargs(cfg: TrainingSection) -> dict[str, Any]:
     return {"quantization_config": bnb, "device_map": {"": torch.cuda.current_device()}}
 
 
-def prepare_model(model, cfg: TrainingSection, tokenizer=None):
-    """Set which parameters train for ``cfg.method``; returns the model to train (maybe peft-wrapped)."""
+def prepare_model(model, cfg: TrainingSection, tokenizer=None, *, gradient_checkpointing: bool | None = None):
+    """Set which parameters train for ``cfg.method``; returns the model to train (maybe peft-wrapped).
+
+    ``gradient_checkpointing`` is the resolved setting (:class:`sftlab.train.setup.TrainingSetup`); when not
+    given, ``cfg.gradient_checkpointing`` is resolved here for this machine.
+    """
     if is_quantized(model) and cfg.method in ("full", "freeze"):
         raise SftlabError(
             f"training.method: {cfg.method} would update weights that are stored quantised (4/8-bit), where "
             "small updates round away and the optimizer cannot step; train adapters on top instead "
             "(method: qlora), or load the model unquantised"
         )
-    if cfg.gradient_checkpointing:
-        # Non-reentrant checkpointing works with frozen inputs (adapters) without enable_input_require_grads.
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
+    if gradient_checkpointing is None:
+        from sftlab.train.hardware import detect_device
+        from sftlab.train.optim import auto_gradient_checkpointing
+
+        n_params = sum(p.numel() for p in model.parameters())
+        gradient_checkpointing = auto_gradient_checkpointing(
+            cfg.gradient_checkpointing, cfg.method, n_params, detect_device()
+        )
+    if gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     if cfg.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -85,8 +92,18 @@ def prepare_model(model, cfg: TrainingSection, tokenizer=None):
     if cfg.method == "freeze":
         return _freeze(model, cfg)
     if cfg.method in ("lora", "qlora"):
-        return _lora(model, cfg)
+        return _lora(model, cfg, gradient_checkpointing)
     return _prompt(model, cfg, tokenizer)
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Non-reentrant checkpointing (``use_reentrant=False``): works with frozen inputs (adapters) without
+    ``enable_input_require_grads``, and with the varlen keyword arguments of padding-free rows."""
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
 
 
 def trainable_summary(model) -> tuple[int, int]:
@@ -121,11 +138,15 @@ def _block_count(model) -> int:
     return int(n)
 
 
-def _lora(model, cfg: TrainingSection):
+def _lora(model, cfg: TrainingSection, gradient_checkpointing: bool):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if cfg.method == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     lora = cfg.lora
     init: Any = {"default": True, "gaussian": "gaussian", "pissa": "pissa"}[lora.init]
     config = LoraConfig(

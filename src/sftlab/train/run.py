@@ -37,6 +37,7 @@ from sftlab.train.defaults import eval_interval, learning_rate
 from sftlab.train.methods import prepare_model, trainable_summary
 from sftlab.train.mixing import plan_mixture
 from sftlab.train.precision import resolve_precision
+from sftlab.train.setup import apply_setup, plan_setup
 from sftlab.train.summary import build_summary, render_line
 from sftlab.utils.atomic import write_json, write_text
 from sftlab.utils.progress import console
@@ -156,7 +157,9 @@ def fit(
     # ---- model
     precision = resolve_precision(t.precision)
     model = _load_model(recipe, precision)
-    model = prepare_model(model, t, tokenizer)
+    setup = plan_setup(recipe, packing=packing, n_params=model.num_parameters())
+    model = apply_setup(model, setup)
+    model = prepare_model(model, t, tokenizer, gradient_checkpointing=setup.gradient_checkpointing)
     pissa_init = (
         _save_pissa_init(model, run_dir) if t.method in ("lora", "qlora") and t.lora.init == "pissa" else None
     )
@@ -203,6 +206,7 @@ def fit(
         loraplus_lr_ratio=t.lora.loraplus_lr_ratio if t.method in ("lora", "qlora") else None,
         ewc=ewc,
         eval_data_collator=eval_collator(tokenizer),
+        loss_kernel=setup.kernels,
     )
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; our bar and metrics.jsonl replace it
     checkpoint = _last_checkpoint(run_dir) if (resume or t.resume) else None
@@ -212,6 +216,7 @@ def fit(
             f"({100 * n_train / max(1, n_all):.2f}%), {total_steps} steps, lr {learning_rate(t.method, t.lr):g}, "
             f"{precision}" + (f", resuming from {checkpoint}" if checkpoint else "")
         )
+        console.print(setup.describe(), markup=False, highlight=False)
     started = time.time()
     with warnings.catch_warnings():
         # Checkpoints hold the PiSSA-form adapter (right for resuming); final/ is converted to plain LoRA.
@@ -235,6 +240,7 @@ def fit(
         render_stats or {},
         bool(evals),
         checkpoint,
+        setup=setup.to_dict(),
     )
     if main:
         write_json(run_dir / "train" / "summary.json", summary)
@@ -378,6 +384,7 @@ def _training_arguments(
         warmup_steps=t.warmup_ratio,  # a float below 1 is a share of the steps
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
+        optim=t.optimizer,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),

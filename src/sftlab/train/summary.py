@@ -42,6 +42,7 @@ def build_summary(
     render_stats,
     has_eval,
     resumed_from,
+    setup: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     state = trainer.state
     history = state.log_history
@@ -68,6 +69,8 @@ def build_summary(
         "stage": stage,
         "base_model": recipe.model.name,
         "precision": precision,
+        # attention, packed rows, kernels, optimizer, gradient checkpointing (sftlab.train.setup)
+        **(setup or {}),
         "trainable_parameters": params[0],
         "total_parameters": params[1],
         "learning_rate": learning_rate(recipe.training.method, recipe.training.lr),

@@ -1,4 +1,5 @@
-"""A small ``transformers.Trainer`` subclass: our loss normalisation, per-source eval loss, LoRA+, EWC.
+"""A small ``transformers.Trainer`` subclass: our loss normalisation, per-source eval loss, LoRA+, EWC, and
+the loss kernel (Liger's fused linear cross-entropy on CUDA, else ours; see :mod:`sftlab.train.kernels`).
 
 Everything else (optimizer steps, schedulers, checkpoints, resume, DDP/FSDP/
 DeepSpeed through accelerate) is the stock Trainer's.
@@ -14,6 +15,7 @@ from transformers import Trainer
 
 from sftlab.render.labels import IGNORE_INDEX
 from sftlab.train.fused_ce import HeadSelector, linear_cross_entropy, token_losses, trained_positions
+from sftlab.train.kernels import liger_linear_cross_entropy
 from sftlab.train.loss import count_trained_tokens, token_loss_sum
 
 GROUP_KEY = "sftlab_group"
@@ -54,9 +56,11 @@ class SftTrainer(Trainer):
         loraplus_lr_ratio: float | None = None,
         ewc: Any = None,
         eval_data_collator: Any = None,
+        loss_kernel: str = "none",
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
+        self.loss_kernel = loss_kernel
         self.eval_data_collator = eval_data_collator
         self.eval_groups = eval_groups or []
         self.loraplus_lr_ratio = loraplus_lr_ratio
@@ -110,7 +114,10 @@ class SftTrainer(Trainer):
         _, targets, selector, outputs = self._forward_trained_positions(model, inputs, labels)
         device = targets.device
         token_w = weights[:, 1:][labels[:, 1:] != IGNORE_INDEX].to(device) if weights is not None else None
-        if selector.capture:
+        if selector.capture and self.loss_kernel == "liger" and token_w is None:
+            head = selector.head
+            loss_sum = liger_linear_cross_entropy(selector.hidden, head.weight, targets, bias=head.bias)
+        elif selector.capture:
             head = selector.head
             loss_sum = linear_cross_entropy(
                 selector.hidden, head.weight, targets, bias=head.bias, token_weights=token_w
