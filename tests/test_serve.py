@@ -231,15 +231,17 @@ def test_fifty_concurrent_requests_all_succeed_and_are_batched(server):
         worker.resume()
         return await asyncio.gather(*tasks)
 
-    before = worker.batches_run
+    before = worker.stats.steps
     worker.pause()
     try:
         results = asyncio.run(main())
     finally:
         worker.resume()
     assert len(results) == 50 and all(tokens == 4 for _, tokens in results)
-    assert worker.largest_batch == 8
-    assert worker.batches_run - before == 7  # ceil(50 / 8)
+    assert worker.stats.largest_batch == 8
+    # The first token comes from the prefill, so each request needs 3 decode steps: 150 one at a time,
+    # 21 in waves of eight (ceil(50 / 8) * 3).
+    assert worker.stats.steps - before == 21
 
 
 def test_batched_answers_equal_answers_alone(server, client):
@@ -266,13 +268,12 @@ def test_batched_answers_equal_answers_alone(server, client):
     for t in threads:
         t.start()
     _wait_outstanding(worker, 3)
-    before = worker.batches_run
+    before = worker.stats.prefills
     worker.resume()
     for t in threads:
         t.join(30)
-    assert (
-        worker.batches_run - before == 1
-    )  # the three prompts of different lengths shared one left-padded batch
+    # the three prompts of different lengths were prefilled together, left-padded, and decoded together
+    assert worker.stats.prefills - before == 1
     assert [results[i] for i in range(3)] == alone
 
 

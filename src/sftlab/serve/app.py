@@ -14,21 +14,24 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sftlab.serve import responses as R
+from sftlab.serve.delivery import result_unless_gone, sse_events
 from sftlab.serve.requestlog import RequestLog, body_hash
 from sftlab.serve.schemas import ApiError, ChatCompletionRequest, CompletionRequest, validate
 from sftlab.serve.worker import GenerationWorker, Job, QueueFull, Sampling, WorkerStopped
 
 DEFAULT_MAX_TOKENS = 512
 """``max_tokens`` when a request names none (capped by ``max_tokens_limit``)."""
+
+CLIENT_CLOSED = 499
+"""Status of a response nobody reads (nginx's "client closed request"): the request is not logged."""
 
 
 def create_app(
@@ -39,6 +42,7 @@ def create_app(
     max_body_bytes: int = 1_000_000,
     max_queue: int = 256,
     max_batch: int = 8,
+    request_timeout: float | None = None,
     request_log: str | Path | None = None,
     served_name: str | None = None,
     dtype: str = "auto",
@@ -46,7 +50,12 @@ def create_app(
     model=None,
     tokenizer=None,
 ) -> FastAPI:
-    """Load ``model_ref`` (model, adapter or run folder) and return the app; pass ``model``/``tokenizer`` to reuse loaded ones."""
+    """Load ``model_ref`` (model, adapter or run folder) and return the app; pass ``model``/``tokenizer`` to reuse loaded ones.
+
+    ``request_timeout`` (seconds, counted from arrival) cuts a request short: one that is generating
+    ends with the text so far and ``finish_reason: "length"``, as a ``max_tokens`` cut does (its
+    answer is incomplete, not failed); one still queued gets a 503 ``request_timeout`` error.
+    """
     if model is None or tokenizer is None:
         from sftlab.models import load_model, load_tokenizer, resolve_model
 
@@ -55,7 +64,14 @@ def create_app(
         model = model or load_model(resolved, dtype=dtype, device=device, merge_adapter=True)
     model.eval()
     name = served_name or (Path(model_ref).name if model_ref else "sftlab-model")
-    worker = GenerationWorker(model, tokenizer, max_queue=max_queue, max_batch=max_batch, start=False)
+    worker = GenerationWorker(
+        model,
+        tokenizer,
+        max_queue=max_queue,
+        max_batch=max_batch,
+        request_timeout=request_timeout,
+        start=False,
+    )
     log = RequestLog(request_log) if request_log else None
     context = getattr(model.config, "max_position_embeddings", None)
 
@@ -153,15 +169,6 @@ def create_app(
         except WorkerStopped as err:
             raise ApiError(503, str(err), type="server_error", code="shutting_down") from None
 
-    async def complete(job: Job):
-        try:
-            return await asyncio.wrap_future(submit(job))
-        except asyncio.CancelledError:
-            job.cancelled.set()  # the client went away; free the worker early
-            raise
-        except WorkerStopped as err:
-            raise ApiError(503, str(err), type="server_error", code="shutting_down") from None
-
     def record(rid: str, endpoint: str, payload: Any, done, stream: bool) -> None:
         if log:
             log.write(
@@ -174,8 +181,16 @@ def create_app(
                 finish_reason=done.finish_reason,
             )
 
+    async def answer(rid: str, endpoint: str, payload: Any, job: Job, request: Request, body):
+        """Await ``job`` and return ``body(done)``; a client that left gets nothing and its job is cancelled."""
+        done = await result_unless_gone(submit(job), job, request)
+        if done is None:
+            return Response(status_code=CLIENT_CLOSED)
+        record(rid, endpoint, payload, done, False)
+        return body(done)
+
     def streamed(
-        rid: str, endpoint: str, payload: Any, job: Job, first: list[dict], chunk, last
+        rid: str, endpoint: str, payload: Any, job: Job, request: Request, first: list[dict], chunk, last
     ) -> StreamingResponse:
         """Start ``job`` now (so a full queue is still a 429) and stream its pieces as SSE."""
         loop = asyncio.get_running_loop()
@@ -184,29 +199,19 @@ def create_app(
         job.on_piece = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
         future = submit(job)
         future.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, end))
-
-        async def events() -> AsyncIterator[str]:
-            try:
-                for obj in first:
-                    yield R.sse(obj)
-                while (piece := await pieces.get()) is not end:
-                    yield R.sse(chunk(piece))
-                if future.cancelled():
-                    return
-                exc = future.exception()
-                if exc is not None:
-                    yield R.sse(ApiError(500, f"generation failed: {exc}", type="server_error").body())
-                    return
-                done = future.result()
-                for obj in last(done):
-                    yield R.sse(obj)
-                yield R.sse("[DONE]")
-                record(rid, endpoint, payload, done, True)
-            finally:
-                job.cancelled.set()
-
+        events = sse_events(
+            job,
+            future,
+            pieces,
+            end,
+            request,
+            first=first,
+            chunk=chunk,
+            last=last,
+            on_done=lambda done: record(rid, endpoint, payload, done, True),
+        )
         return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
     if api_key:
@@ -218,7 +223,7 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": name, "queued": worker.outstanding}
+        return {"status": "ok", "model": name, "queued": worker.outstanding, "generating": worker.active}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -239,9 +244,14 @@ def create_app(
         rid = f"chatcmpl-{uuid.uuid4().hex}"
         job = Job(prompt_ids, sampling)
         if not req.stream:
-            done = await complete(job)
-            record(rid, "chat.completions", payload, done, False)
-            return R.chat_completion(rid, name, done)
+            return await answer(
+                rid,
+                "chat.completions",
+                payload,
+                job,
+                request,
+                lambda done: R.chat_completion(rid, name, done),
+            )
         created = int(time.time())
         with_usage = bool(req.stream_options and req.stream_options.include_usage)
 
@@ -256,6 +266,7 @@ def create_app(
             "chat.completions",
             payload,
             job,
+            request,
             first,
             lambda piece: R.chat_chunk(rid, name, created, {"content": piece}, None),
             last,
@@ -272,9 +283,9 @@ def create_app(
         rid = f"cmpl-{uuid.uuid4().hex}"
         job = Job(prompt_ids, sampling)
         if not req.stream:
-            done = await complete(job)
-            record(rid, "completions", payload, done, False)
-            return R.text_completion(rid, name, done)
+            return await answer(
+                rid, "completions", payload, job, request, lambda done: R.text_completion(rid, name, done)
+            )
         created = int(time.time())
         with_usage = bool(req.stream_options and req.stream_options.include_usage)
 
@@ -288,6 +299,7 @@ def create_app(
             "completions",
             payload,
             job,
+            request,
             [],
             lambda piece: R.text_chunk(rid, name, created, piece, None),
             last,

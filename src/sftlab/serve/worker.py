@@ -1,16 +1,18 @@
-"""One generation thread owns the model; requests queue up and are batched where they can be.
+"""One generation thread owns the model and runs every request through one continuous batch.
 
-The model is not thread-safe, so exactly one thread calls ``generate``. Requests
-wait in a bounded queue (a full queue is refused at once, so the server answers
-429 instead of piling up memory). When the worker takes a non-streaming request
-it also takes every queued non-streaming request with the same sampling settings
-(up to ``max_batch``) and generates them together, left-padded::
+The model is not thread-safe, so exactly one thread calls it. Requests wait in a bounded queue
+(a full queue is refused at once, so the server answers 429 instead of piling up memory).
+Between decode steps the thread admits queued requests into the running batch (up to
+``max_batch`` sequences), and every sequence leaves the batch at the step that completes it,
+so short requests are answered while long ones are still generating (see ``serve/batch.py``)::
 
-    row 0: [pad pad  p  p  p] → new tokens …
-    row 1: [ p   p   p  p  p] → new tokens …
+    step:    1   2   3   4   5   6 …
+    long:    ■   ■   ■   ■   ■   ■ …
+    short:   ■   ■ → answered
+    new:             ■   ■   ■ → answered       (joined between steps 2 and 3)
 
-Requests with a ``seed`` run alone, so a seeded request gives the same answer
-whatever else is queued.
+A request whose client left (``Job.cancelled``) or whose time limit passed leaves at the next
+step; streamed and non-streamed requests, seeded or not, share the batch.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from __future__ import annotations
 import collections
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from sftlab.serve.text import StopScanner, cut_at_stop
+from sftlab.serve.batch import BatchStats, DecodeBatch
+from sftlab.serve.sequence import Sequence
 
 
 class QueueFull(Exception):
@@ -33,6 +37,10 @@ class WorkerStopped(Exception):
     """The worker has shut down (HTTP 503)."""
 
 
+class RequestTimeout(Exception):
+    """The request waited in the queue past the server's time limit and never started (HTTP 503)."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     temperature: float = 0.0
@@ -40,12 +48,6 @@ class Sampling:
     max_new_tokens: int = 16
     stop: tuple[str, ...] = ()
     seed: int | None = None
-
-    def batch_key(self) -> tuple | None:
-        """Requests with equal keys may share one ``generate`` call; ``None`` never batches."""
-        if self.seed is not None:
-            return None
-        return (self.temperature, self.top_p)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class Job:
     """Set for streaming: called from the worker thread with each safe-to-send text piece."""
     future: Future = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set when the client is gone; the sequence leaves the batch at the next step."""
+    deadline: float | None = None
+    """``time.monotonic()`` after which the job is cut short; set by :meth:`GenerationWorker.submit`."""
 
     @property
     def stream(self) -> bool:
@@ -71,19 +76,33 @@ class Job:
 
 
 class GenerationWorker:
-    """Owns ``model`` and ``tokenizer``; :meth:`submit` returns a future of a :class:`Completion`."""
+    """Owns ``model`` and ``tokenizer``; :meth:`submit` returns a future of a :class:`Completion`.
 
-    def __init__(self, model, tokenizer, *, max_queue: int = 256, max_batch: int = 8, start: bool = True):
+    ``request_timeout`` (seconds from submission) bounds each request: a running one ends with
+    the text so far (``finish_reason: "length"``); one still queued fails with :class:`RequestTimeout`.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        max_queue: int = 256,
+        max_batch: int = 8,
+        request_timeout: float | None = None,
+        start: bool = True,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.max_queue = max_queue
         self.max_batch = max_batch
+        self.request_timeout = request_timeout
         self.eos_ids = _eos_ids(model, tokenizer)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
-        self.batches_run = 0
-        self.largest_batch = 0
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+        self._batch = DecodeBatch(model, pad_id, repetition_penalty=_repetition_penalty(model))
         self._queue: queue.Queue[Job] = queue.Queue()
         self._pending: collections.deque[Job] = collections.deque()
+        """Jobs taken from the queue just as the worker was paused: first in line on resume."""
         self._outstanding = 0
         self._lock = threading.Lock()
         self._running = threading.Event()
@@ -106,189 +125,127 @@ class GenerationWorker:
             if self._outstanding >= self.max_queue:
                 raise QueueFull(f"{self._outstanding} requests are queued (the limit is {self.max_queue})")
             self._outstanding += 1
+        if self.request_timeout is not None and job.deadline is None:
+            job.deadline = time.monotonic() + self.request_timeout
         self._queue.put(job)
         return job.future
 
     @property
     def outstanding(self) -> int:
+        """Requests queued or generating."""
         return self._outstanding
 
+    @property
+    def active(self) -> int:
+        """Sequences in the running batch."""
+        return len(self._batch.seqs)
+
+    @property
+    def stats(self) -> BatchStats:
+        return self._batch.stats
+
     def pause(self) -> None:
-        """Stop taking new jobs (the running batch finishes); queued jobs wait until :meth:`resume`."""
+        """Admit no new jobs (running sequences go on); queued jobs wait until :meth:`resume`."""
         self._running.clear()
 
     def resume(self) -> None:
         self._running.set()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop after the current batch; jobs still queued fail with :class:`WorkerStopped`."""
+        """Stop after the current step; running and queued jobs fail with :class:`WorkerStopped`."""
         self._closed.set()
         self._running.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        for job in [*self._pending, *_drain(self._queue)]:
-            job.future.set_exception(WorkerStopped("the server is shutting down"))
+        stopped = WorkerStopped("the server is shutting down")
+        for job in [seq.job for seq in self._batch.clear()] + [*self._pending] + _drain(self._queue):
+            self._settle(job, error=stopped)
 
     # --- the thread -------------------------------------------------------------------------------
     def _loop(self) -> None:
-        while not self._closed.is_set():
-            self._running.wait()
-            batch = self._next_batch()
-            if not batch:
-                continue
-            if not self._running.is_set():  # paused while waiting for jobs: they wait for resume()
-                self._pending.extendleft(reversed(batch))
-                continue
-            live = [job for job in batch if not job.cancelled.is_set()]
-            try:
-                if live:
-                    self._generate(live)
-            except Exception as err:  # a failed generate must not kill the worker
-                for job in live:
-                    if not job.future.done():
-                        job.future.set_exception(err)
-            finally:
-                for job in batch:
-                    if not job.future.done():
-                        job.future.cancel()
-                with self._lock:
-                    self._outstanding -= len(batch)
-
-    def _next_batch(self) -> list[Job]:
-        if self._pending:
-            first = self._pending.popleft()
-        else:
-            try:
-                first = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                return []
-        key = first.sampling.batch_key()
-        if first.stream or key is None:
-            return [first]
-        batch, skipped = [first], collections.deque()
-        while self._pending and len(batch) < self.max_batch:
-            job = self._pending.popleft()
-            (batch if _joins(job, key) else skipped).append(job)
-        while len(batch) < self.max_batch:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            (batch if _joins(job, key) else skipped).append(job)
-        # Jobs that could not join keep their place ahead of later arrivals.
-        self._pending.extendleft(reversed(skipped))
-        return batch
-
-    def _generate(self, jobs: list[Job]) -> None:
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
 
-        self.batches_run += 1
-        self.largest_batch = max(self.largest_batch, len(jobs))
-        device = next(self.model.parameters()).device
-        width = max(len(job.prompt_ids) for job in jobs)
-        ids = torch.full((len(jobs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(jobs), width), dtype=torch.long)
-        for row, job in enumerate(jobs):
-            n = len(job.prompt_ids)
-            ids[row, width - n :] = torch.tensor(job.prompt_ids, dtype=torch.long)
-            mask[row, width - n :] = 1
-        sampling = jobs[0].sampling
-        streamer = _PieceStreamer(self.tokenizer, jobs[0], self.eos_ids) if jobs[0].stream else None
-
-        class _StopEarly(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                flags = [
-                    job.cancelled.is_set() or (streamer is not None and streamer.scanner.stopped)
-                    for job in jobs
-                ]
-                return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
-
-        kwargs = dict(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max(job.sampling.max_new_tokens for job in jobs),
-            pad_token_id=self.pad_id,
-            eos_token_id=sorted(self.eos_ids),
-            stopping_criteria=StoppingCriteriaList([_StopEarly()]),
-            streamer=streamer,
-        )
-        if sampling.temperature > 0:
-            # top_k=0: OpenAI's API has no top-k, so transformers' default of 50 must not apply.
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
         with torch.inference_mode():
-            out = self.model.generate(**kwargs)
-        new = out[:, width:].tolist()
-        for row, job in enumerate(jobs):
-            if streamer is not None:
-                job.future.set_result(streamer.finish(len(job.prompt_ids)))
+            self._batch.probe()
+            while not self._closed.is_set():
+                if not self._batch.seqs:
+                    self._running.wait()
+                if self._running.is_set() and not self._closed.is_set():
+                    self._admit()
+                if self._batch.seqs:
+                    self._step()
+
+    def _admit(self) -> None:
+        """Move queued jobs into the batch while it has room (waiting briefly for one when idle)."""
+        jobs = self._take(self._batch.free_slots(self.max_batch), wait=not self._batch.seqs)
+        if not self._running.is_set():  # paused while waiting for jobs: they wait for resume()
+            self._pending.extendleft(reversed(jobs))
+            return
+        now = time.monotonic()
+        seqs = []
+        for job in jobs:
+            if job.cancelled.is_set():
+                self._batch.stats.finished["cancelled"] += 1
+                self._settle(job, cancel=True)
+            elif job.deadline is not None and now >= job.deadline:
+                self._batch.stats.finished["timeout"] += 1
+                waited = f"it waited {self.request_timeout:g} s in the queue (--request-timeout)"
+                self._settle(job, error=RequestTimeout(f"the server is busy: {waited}; retry later"))
             else:
-                job.future.set_result(self._finish(job, new[row]))
+                seqs.append(Sequence(job, self.tokenizer, self.eos_ids))
+        if not seqs:
+            return
+        try:
+            self._finish(self._batch.admit(seqs))
+        except Exception as err:  # a failed prefill fails its own requests, not the running ones
+            self._batch.stats.finished["error"] += len(seqs)
+            for seq in seqs:
+                self._settle(seq.job, error=err)
 
-    def _finish(self, job: Job, tokens: list[int]) -> Completion:
-        tokens = tokens[: job.sampling.max_new_tokens]
-        finish = "length"
-        for i, token in enumerate(tokens):
-            if token in self.eos_ids:
-                tokens, finish = tokens[: i + 1], "stop"
+    def _step(self) -> None:
+        try:
+            self._finish(self._batch.step())
+        except Exception as err:  # a failed step must not kill the worker
+            failed = self._batch.clear()
+            self._batch.stats.finished["error"] += len(failed)
+            for seq in failed:
+                self._settle(seq.job, error=err)
+
+    def _take(self, n: int, *, wait: bool) -> list[Job]:
+        jobs: list[Job] = []
+        while self._pending and len(jobs) < n:
+            jobs.append(self._pending.popleft())
+        while len(jobs) < n:
+            try:
+                jobs.append(self._queue.get(timeout=0.1) if wait and not jobs else self._queue.get_nowait())
+            except queue.Empty:
                 break
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        text, stopped = cut_at_stop(text, list(job.sampling.stop))
-        if stopped:
-            finish = "stop"
-        return Completion(text, finish, len(job.prompt_ids), len(tokens))
+        return jobs
 
+    def _finish(self, seqs: list[Sequence]) -> None:
+        for seq in seqs:
+            if seq.reason == "cancelled":
+                self._settle(seq.job, cancel=True)
+            else:
+                self._settle(seq.job, result=seq.completion())
 
-class _PieceStreamer:
-    """A transformers streamer that decodes incrementally and passes stop-safe pieces to the job."""
-
-    def __init__(self, tokenizer, job: Job, eos_ids: set[int]):
-        self.tokenizer = tokenizer
-        self.job = job
-        self.eos_ids = eos_ids
-        self.scanner = StopScanner(list(job.sampling.stop))
-        self.tokens: list[int] = []
-        self.decoded = ""
-        self.saw_prompt = False
-        self.ended_by_eos = False
-
-    def put(self, value) -> None:
-        if not self.saw_prompt:  # generate() first hands over the prompt
-            self.saw_prompt = True
-            return
-        if self.ended_by_eos or self.scanner.stopped:
-            return
-        for token in value.reshape(-1).tolist():
-            self.tokens.append(token)
-            if token in self.eos_ids:
-                self.ended_by_eos = True
-                break
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # half a multi-byte character: wait for the next token
-            return
-        piece, self.decoded = text[len(self.decoded) :], text
-        self._send(self.scanner.feed(piece))
-
-    def end(self) -> None:
-        self._send(self.scanner.flush())
-
-    def _send(self, piece: str) -> None:
-        if piece and not self.job.cancelled.is_set():
-            self.job.on_piece(piece)
-
-    def finish(self, prompt_tokens: int) -> Completion:
-        tokens = self.tokens[: self.job.sampling.max_new_tokens]
-        stopped = self.ended_by_eos or self.scanner.stopped
-        text = self.scanner.text[: self.scanner.sent]
-        return Completion(text, "stop" if stopped else "length", prompt_tokens, len(tokens))
-
-
-def _joins(job: Job, key: tuple) -> bool:
-    return not job.stream and job.sampling.batch_key() == key
+    def _settle(
+        self,
+        job: Job,
+        *,
+        result: Completion | None = None,
+        error: BaseException | None = None,
+        cancel: bool = False,
+    ) -> None:
+        if not job.future.done():
+            if cancel:
+                job.future.cancel()
+            elif error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
+        with self._lock:
+            self._outstanding -= 1
 
 
 def _drain(q: queue.Queue) -> list[Job]:
@@ -310,3 +267,9 @@ def _eos_ids(model, tokenizer) -> set[int]:
         elif isinstance(value, (list, tuple)):
             ids.update(int(v) for v in value)
     return ids
+
+
+def _repetition_penalty(model) -> float | None:
+    """The model's own ``repetition_penalty`` (some chat models ship one), which ``generate`` would apply too."""
+    value = getattr(getattr(model, "generation_config", None), "repetition_penalty", None)
+    return float(value) if value not in (None, 1.0) else None

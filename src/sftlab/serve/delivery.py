@@ -1,0 +1,112 @@
+"""Deliver a job's result to its HTTP client, and cancel the job the moment the client leaves.
+
+uvicorn tells the app that a client disconnected by answering ``receive()`` with
+``http.disconnect``; once the body has been read, ``receive()`` waits for exactly that, so
+watching it costs nothing while the model works. A non-streamed request stops waiting and
+cancels its job; a stream cancels its job and ends. Either way the sequence leaves the batch at
+the next decode step instead of generating to ``max_tokens`` for nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import Future
+from typing import Any
+
+from fastapi import Request
+
+from sftlab.serve import responses as R
+from sftlab.serve.schemas import ApiError
+from sftlab.serve.worker import Completion, Job, RequestTimeout, WorkerStopped
+
+
+def api_error(err: BaseException) -> ApiError:
+    """The OpenAI-style error a client sees when its job failed with ``err``."""
+    if isinstance(err, RequestTimeout):
+        return ApiError(503, str(err), type="server_error", code="request_timeout")
+    if isinstance(err, WorkerStopped):
+        return ApiError(503, str(err), type="server_error", code="shutting_down")
+    return ApiError(500, f"generation failed: {err}", type="server_error")
+
+
+async def client_gone(request: Request) -> None:
+    """Return once the client has disconnected."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def result_unless_gone(future: Future, job: Job, request: Request) -> Completion | None:
+    """The job's completion, or ``None`` when the client left first (the job is then cancelled)."""
+    waiting = asyncio.wrap_future(future)
+    gone = asyncio.ensure_future(client_gone(request))
+    try:
+        await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the server cancelled this handler: free the worker too
+        job.cancelled.set()
+        raise
+    finally:
+        gone.cancel()
+    if waiting.done():
+        try:
+            return waiting.result()
+        except (RequestTimeout, WorkerStopped) as err:
+            raise api_error(err) from None
+    job.cancelled.set()
+    waiting.add_done_callback(_consume)  # nobody reads a late error: keep it out of the log
+    return None
+
+
+def sse_events(
+    job: Job,
+    future: Future,
+    pieces: asyncio.Queue,
+    end: object,
+    request: Request,
+    *,
+    first: Iterable[dict[str, Any]],
+    chunk: Callable[[str], dict[str, Any]],
+    last: Callable[[Completion], Iterable[dict[str, Any]]],
+    on_done: Callable[[Completion], None],
+) -> AsyncIterator[str]:
+    """The SSE body of a streamed job: ``first`` events, one ``chunk`` per piece, ``last`` events, ``[DONE]``.
+
+    ``pieces`` receives the job's text pieces and then ``end`` (put there by the caller when the
+    job's future is done); a disconnect also puts ``end`` there, after cancelling the job.
+    """
+
+    async def events() -> AsyncIterator[str]:
+        gone = asyncio.ensure_future(client_gone(request))
+
+        def left(task: asyncio.Future) -> None:
+            if not task.cancelled():
+                job.cancelled.set()
+                pieces.put_nowait(end)
+
+        gone.add_done_callback(left)
+        try:
+            for obj in first:
+                yield R.sse(obj)
+            while (piece := await pieces.get()) is not end:
+                yield R.sse(chunk(piece))
+            if job.cancelled.is_set() or future.cancelled():
+                return
+            err = future.exception()
+            if err is not None:
+                yield R.sse(api_error(err).body())
+                return
+            done = future.result()
+            for obj in last(done):
+                yield R.sse(obj)
+            yield R.sse("[DONE]")
+            on_done(done)
+        finally:
+            gone.cancel()
+            job.cancelled.set()
+
+    return events()
+
+
+def _consume(waiting: asyncio.Future) -> None:
+    if not waiting.cancelled():
+        waiting.exception()
