@@ -80,7 +80,15 @@ def serve(
     max_tokens_limit: int = typer.Option(2048, min=1, help="Largest max_tokens a request may ask for."),
     max_body_bytes: int = typer.Option(1_000_000, min=1, help="Larger request bodies get 413."),
     max_queue: int = typer.Option(256, min=1, help="Requests waiting or running before 429."),
-    max_batch: int = typer.Option(8, min=1, help="Queued requests generated together."),
+    max_batch: int = typer.Option(
+        8, min=1, help="Most requests generated together; new ones join between steps."
+    ),
+    request_timeout: float = typer.Option(
+        None,
+        min=0.001,
+        help="Seconds a request may take from arrival: a generating one ends with finish_reason 'length', "
+        "a queued one gets 503.",
+    ),
     request_log: str = typer.Option(None, help="JSONL file: one flushed line per completed request."),
     served_name: str = typer.Option(None, help="Model id shown in /v1/models (default: the folder name)."),
 ) -> None:
@@ -96,6 +104,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         max_queue=max_queue,
         max_batch=max_batch,
+        request_timeout=request_timeout,
         request_log=request_log,
         served_name=served_name,
     )
