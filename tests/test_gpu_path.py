@@ -201,3 +201,27 @@ def test_load_model_auto_attention_on_cpu_is_sdpa(tiny_model_dir):
     assert resolve_attention("auto", "cpu") == "sdpa"
     model = load_model(str(tiny_model_dir), device="cpu")
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_training_prints_and_records_its_setup(tiny_model_dir, tmp_path, capsys):
+    from sftlab.data.record import Conversation, Meta, Turn
+    from sftlab.train import run_training
+
+    run = tmp_path / "run"
+    recipe = _recipe(f"model.name={tiny_model_dir}", f"output_dir={run}", "render.max_length=64",
+                     "render.packing=true", "training.max_steps=1", "training.optimizer=adafactor")  # fmt: skip
+    records = [
+        Conversation(turns=[Turn("user", f"q{i}"), Turn("assistant", f"a{i}")], meta=Meta()) for i in range(4)
+    ]
+    result = run_training(recipe, records, [], run)
+    assert (
+        "setup: cpu; attention sdpa (packed rows: dense block-diagonal mask (CPU path))"
+        in capsys.readouterr().err
+    )
+    summary = json.loads((run / "train" / "summary.json").read_text())
+    assert result.summary["kernels"] == summary["kernels"] == "none"
+    assert (summary["attention"], summary["optimizer"], summary["gradient_checkpointing"]) == (
+        "sdpa",
+        "adafactor",
+        False,
+    )
