@@ -57,19 +57,36 @@ def export(
     adapter_only: bool = typer.Option(False, "--adapter-only", help="Write only the peft adapter folder."),
     dequantize: bool = typer.Option(False, "--dequantize", help="Dequantize a 4-bit/GPTQ base, then merge."),
     dtype: str = typer.Option("auto", help="auto (the base's dtype), float32, bfloat16 or float16."),
+    format: str = typer.Option("hf", "--format", help="hf (Hugging Face folder) or gguf (llama.cpp/Ollama)."),
+    quant: str = typer.Option(
+        "f16", "--quant", help="GGUF tensor type: f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0."
+    ),
 ) -> None:
-    """Merge a LoRA adapter into a standalone Hugging Face folder, or export the adapter alone."""
+    """Merge a LoRA adapter into a standalone Hugging Face folder or a GGUF with an Ollama Modelfile, or export the adapter alone."""
     from sftlab.export import export_model
 
     if merge and adapter_only:
         raise SftlabError("--merge and --adapter-only exclude each other; pick one")
-    result = export_model(run, out_dir, adapter_only=adapter_only, dequantize=dequantize, dtype=dtype)
+    result = export_model(
+        run,
+        out_dir,
+        adapter_only=adapter_only,
+        dequantize=dequantize,
+        dtype=dtype,
+        format=format,
+        quant=quant,
+    )
     detail = (
         f"{result.merged_modules} LoRA modules merged, logits within {result.max_logit_error:.1e} of the adapter"
         if result.mode == "merged"
         else result.mode
     )
+    if result.format == "gguf":
+        template = "Modelfile with TEMPLATE" if result.modelfile_template else "Modelfile without TEMPLATE"
+        detail += f"; {result.gguf_file} ({result.quant}), {template}"
     out.print(f"[green]exported[/green] {run} → {result.out} ({detail})")
+    for note in result.notes:
+        out.print(f"[yellow]note:[/yellow] {note}")
 
 
 def serve(

@@ -28,6 +28,7 @@ import yaml
 
 from sftlab.data.record import Record
 from sftlab.errors import SftlabError
+from sftlab.export.folder import finish_folder
 from sftlab.models.resolve import BASE_MODEL_FILE, RUN_FINAL
 from sftlab.recipe.schema import Recipe
 from sftlab.train import callbacks as cb
@@ -193,7 +194,7 @@ def fit(
         *([early] if early else []),
         *(callbacks or []),
     ]
-    cbs += _tensorboard(run_dir)
+    cbs += _tensorboard(run_dir) if "tensorboard" in t.report_to else []
     trainer = SftTrainer(
         model=model,
         args=args,
@@ -409,7 +410,7 @@ def _training_arguments(
         else "random",
         dataloader_num_workers=t.num_workers,
         disable_tqdm=True,
-        report_to="none",
+        report_to=[r for r in t.report_to if r != "tensorboard"] or "none",  # ours writes train/tensorboard
         ddp_backend="gloo"
         if (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
         else None,
@@ -469,6 +470,7 @@ def _save_final(trainer, tokenizer, recipe: Recipe, run_dir: Path, pissa_init: P
     if main:
         tokenizer.save_pretrained(tmp)
         write_json(tmp / BASE_MODEL_FILE, {"base_model": recipe.model.name})
+        finish_folder(tmp, recipe.model.name, facts={"recipe": recipe.model_dump(mode="json")})
         for stray in ("training_args.bin",):  # pickled; nothing of ours reads it
             (tmp / stray).unlink(missing_ok=True)
         old = run_dir / f".{RUN_FINAL}.old"

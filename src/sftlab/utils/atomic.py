@@ -41,6 +41,7 @@ def atomic_path(target: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
         tmp = Path(name)
     try:
         yield tmp
+        make_readable(tmp)
         if is_dir:
             if target.exists():
                 old = target.with_name(f".{target.name}.old")
@@ -59,6 +60,34 @@ def atomic_path(target: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+def make_readable(path: str | Path) -> None:
+    """Give ``path`` (and, for a folder, everything in it) the permissions a plain new file or folder gets.
+
+    mkstemp/mkdtemp (and safetensors) create 0600/0700 files, private while being written; a published
+    output should be readable like any other: 0644 files and 0755 folders under the usual umask 022.
+    """
+    path = Path(path)
+    mask = _umask()
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o777 & ~mask)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux) or by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _alive(pid: int) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sftlab.recipe.base import Section
 from sftlab.recipe.sections.data import SourceSection
@@ -76,6 +77,15 @@ class EwcSection(Section):
     """Batches of general data used to estimate the diagonal Fisher information."""
 
 
+Tracker = Literal[
+    "tensorboard", "wandb", "mlflow", "comet_ml", "clearml", "neptune", "dvclive", "swanlab", "trackio",
+    "azure_ml", "dagshub", "codecarbon", "flyte", "kubeflow",
+]  # fmt: skip
+"""The HF Trainer's integrations (``TrainingArguments.report_to``)."""
+_TRACKER_PACKAGES = {"azure_ml": "azureml", "flyte": "flytekit", "kubeflow": "kfp"}
+"""Trackers whose import name differs from their ``report_to`` name."""
+
+
 class TrainingSection(Section):
     method: Literal["full", "freeze", "lora", "qlora", "prompt_tuning", "p_tuning"] = "lora"
     """What is trained: all weights, the last blocks, low-rank adapters (QLoRA on a 4/8-bit base), or a soft prompt."""
@@ -121,6 +131,23 @@ class TrainingSection(Section):
     """Smallest eval-loss decrease that counts as an improvement."""
     logging_steps: int = Field(default=1, ge=1)
     """Log train loss, learning rate and tokens/s every N steps (to metrics.jsonl)."""
+    report_to: list[Tracker] = Field(default_factory=lambda: ["tensorboard"])
+    """Experiment trackers the HF Trainer logs to (train and eval losses, learning rate); TensorBoard event
+    files go to ``train/tensorboard``; the others read their own settings (``WANDB_PROJECT``, ``MLFLOW_TRACKING_URI``)
+    and need their package installed; ``[]`` logs to none."""
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers_installed(cls, value: list[str]) -> list[str]:
+        """A tracker without its package would fail only when the Trainer starts; say so at recipe load."""
+        packages = {name: _TRACKER_PACKAGES.get(name, name) for name in value if name != "tensorboard"}
+        missing = [pkg for pkg in packages.values() if importlib.util.find_spec(pkg) is None]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} not installed; pip install {' '.join(missing)} or remove it"
+            )
+        return list(dict.fromkeys(value))
+
     task_upsample: dict[str, float] = Field(default_factory=dict)
     """Per-task repetition factor on top of source weights (``{rare_task: 3}`` shows each such record 3× per epoch)."""
     resume: bool = False
