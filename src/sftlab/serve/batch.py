@@ -55,6 +55,8 @@ class DecodeBatch:
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._keep_last = "logits_to_keep" in params
+        # Left-padded rows need their own positions; a model that takes none runs one sequence at a time.
+        self._positions = "position_ids" in params
 
     def probe(self) -> None:
         """Learn whether the model's cache can be reshaped, with a one-token forward pass (at start-up)."""
@@ -66,7 +68,7 @@ class DecodeBatch:
         except Exception:  # a model that cannot run fails its requests later, with their own error
             self.reshapable = False
             return
-        self.reshapable = can_reshape(cache)
+        self.reshapable = self._positions and can_reshape(cache)
 
     def free_slots(self, max_batch: int) -> int:
         """How many new sequences may join now; a cache that cannot be reshaped runs one sequence at a time."""
@@ -148,7 +150,9 @@ class DecodeBatch:
         kwargs = {self._cache_arg: cache, "use_cache": True}
         if self._keep_last:
             kwargs["logits_to_keep"] = 1
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs)
+        if self._positions:
+            kwargs["position_ids"] = positions
+        out = self.model(input_ids=ids, attention_mask=mask, **kwargs)
         cache = getattr(out, "cache", None)
         if cache is None:  # transformers before the `past_key_values` → `cache` rename
             cache = getattr(out, "past_key_values", None)
