@@ -17,4 +17,5 @@ class ModelSection(Section):
     trust_remote_code: bool = False
     """Run Python code shipped with a hub model. Off by default: it executes untrusted code."""
     attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = "auto"
-    """Attention kernel; ``auto`` uses flash attention where installed on CUDA, else SDPA."""
+    """Attention kernel; ``auto``: flash-attention 2 on a CUDA GPU of compute capability 8.0+ with flash-attn
+    installed, else SDPA. Packed rows on a GPU are padding-free: flash-attn varlen, else FlexAttention."""
