@@ -4,6 +4,8 @@ transformers 5.x writes things older readers miss or misread:
 
 * the chat template only in ``chat_template.jinja``: tools that read
   ``tokenizer_config.json`` (transformers 4.x before 4.43, TGI, many scripts) find none;
+  and ``tokenizer_class: TokenizersBackend``, a name 4.x refuses (``PreTrainedTokenizerFast``
+  is the same class in both);
 * rope settings only as ``rope_parameters``: transformers 4.x ignores that key and
   falls back to ``rope_theta`` 10000 (SmolLM2 uses 100000), running a silently wrong model.
   The 4.x top-level ``rope_theta``/``rope_scaling`` keys go beside it, and 5.x reads the
@@ -44,12 +46,16 @@ def finish_folder(
 
 def _chat_template_in_config(folder: Path) -> None:
     config_path, jinja = folder / "tokenizer_config.json", folder / "chat_template.jinja"
-    if not config_path.is_file() or not jinja.is_file():
+    if not config_path.is_file():
         return
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    if not config.get("chat_template"):
+    if jinja.is_file() and not config.get("chat_template"):
         config["chat_template"] = jinja.read_text(encoding="utf-8")
-        write_json(config_path, config)
+    if (
+        config.get("tokenizer_class") == "TokenizersBackend"
+    ):  # 5.x's name; 4.x knows the same class by this one
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    write_json(config_path, config)
 
 
 def legacy_rope_keys(rope: dict) -> dict:
