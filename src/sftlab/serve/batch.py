@@ -91,6 +91,7 @@ class DecodeBatch:
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate() numbers a left-padded row
         logits, cache = self._forward(ids, mask, positions, None)
+        self._push(seqs, logits)  # before they join: a failure here leaves the running batch as it was
         group = PaddedCache(cache, mask)
         if self.cache is None:
             self.cache = group
@@ -98,7 +99,6 @@ class DecodeBatch:
             self.cache.extend(group)
         self.seqs.extend(seqs)
         self.stats.prefills += 1
-        self._push(seqs, logits)
         return self._drop_finished()
 
     def step(self) -> list[Sequence]:
