@@ -1,14 +1,14 @@
 """The FastAPI app: OpenAI-compatible chat/completions/models endpoints over one generation worker.
 
 Every request is read with a size limit, parsed, validated, turned into prompt
-token ids, and handed to the worker; the handler only awaits the result, so the
-event loop stays free while the model works. Anything the client got wrong is a
-400 with an OpenAI-style error body, never a 500.
+token ids, and handed to the worker; the handler only awaits the result (or the
+client's disconnect, which cancels the job: ``serve/delivery.py``), so the event
+loop stays free while the model works. Anything the client got wrong is a 400
+with an OpenAI-style error body, never a 500.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import json
@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sftlab.serve import responses as R
-from sftlab.serve.delivery import result_unless_gone, sse_events
+from sftlab.serve.delivery import result_unless_gone, streaming_response
 from sftlab.serve.requestlog import RequestLog, body_hash
 from sftlab.serve.schemas import ApiError, ChatCompletionRequest, CompletionRequest, validate
 from sftlab.serve.worker import GenerationWorker, Job, QueueFull, Sampling, WorkerStopped
@@ -192,27 +192,10 @@ def create_app(
     def streamed(
         rid: str, endpoint: str, payload: Any, job: Job, request: Request, first: list[dict], chunk, last
     ) -> StreamingResponse:
-        """Start ``job`` now (so a full queue is still a 429) and stream its pieces as SSE."""
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue = asyncio.Queue()
-        end = object()
-        job.on_piece = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
-        future = submit(job)
-        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, end))
-        events = sse_events(
-            job,
-            future,
-            pieces,
-            end,
-            request,
-            first=first,
-            chunk=chunk,
-            last=last,
-            on_done=lambda done: record(rid, endpoint, payload, done, True),
-        )
-        return StreamingResponse(
-            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        def logged(done) -> None:
+            record(rid, endpoint, payload, done, True)
+
+        return streaming_response(submit, job, request, first=first, chunk=chunk, last=last, on_done=logged)
 
     if api_key:
 

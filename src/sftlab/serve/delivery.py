@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 
 from sftlab.serve import responses as R
 from sftlab.serve.schemas import ApiError
@@ -57,32 +58,35 @@ async def result_unless_gone(future: Future, job: Job, request: Request) -> Comp
     return None
 
 
-def sse_events(
+def streaming_response(
+    submit: Callable[[Job], Future],
     job: Job,
-    future: Future,
-    pieces: asyncio.Queue,
-    end: object,
     request: Request,
     *,
     first: Iterable[dict[str, Any]],
     chunk: Callable[[str], dict[str, Any]],
     last: Callable[[Completion], Iterable[dict[str, Any]]],
     on_done: Callable[[Completion], None],
-) -> AsyncIterator[str]:
-    """The SSE body of a streamed job: ``first`` events, one ``chunk`` per piece, ``last`` events, ``[DONE]``.
+) -> StreamingResponse:
+    """Submit ``job`` now (so a full queue is still a 429) and stream it as SSE.
 
-    ``pieces`` receives the job's text pieces and then ``end`` (put there by the caller when the
-    job's future is done); a disconnect also puts ``end`` there, after cancelling the job.
+    The body is the ``first`` events, one ``chunk`` per text piece, the ``last`` events and
+    ``[DONE]``; ``on_done`` runs once the last event is out.
     """
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue = asyncio.Queue()
+    end = object()
+    job.on_piece = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+    future = submit(job)
+    future.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, end))
+
+    def left(gone: asyncio.Future) -> None:
+        if not gone.cancelled():  # the client disconnected: cancel the job, end the stream
+            job.cancelled.set()
+            pieces.put_nowait(end)
 
     async def events() -> AsyncIterator[str]:
         gone = asyncio.ensure_future(client_gone(request))
-
-        def left(task: asyncio.Future) -> None:
-            if not task.cancelled():
-                job.cancelled.set()
-                pieces.put_nowait(end)
-
         gone.add_done_callback(left)
         try:
             for obj in first:
@@ -104,7 +108,7 @@ def sse_events(
             gone.cancel()
             job.cancelled.set()
 
-    return events()
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def _consume(waiting: asyncio.Future) -> None:
