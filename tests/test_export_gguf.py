@@ -245,6 +245,24 @@ def test_llama3_tokenizer_round_trips_with_its_bos(llama3_real_tokenizer, tmp_pa
     assert tok("x")["input_ids"][0] == tok.bos_token_id  # llama-bpe adds BOS, and so does the GGUF
 
 
+def test_mistral_runs_on_the_llama_graph(tokenizer, tmp_path):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    config = MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=None, tie_word_embeddings=False,
+    )  # fmt: skip
+    torch.manual_seed(5)
+    model = _peaked(MistralForCausalLM(config).float())
+    result = write_gguf(model, tokenizer, tmp_path / "mistral.gguf", "f16", name="tiny-mistral")
+    assert result.architecture == "llama"
+    exported, _ = _load_gguf(tmp_path / "mistral.gguf")
+    assert type(exported).__name__ == "LlamaForCausalLM"  # the same graph; untied head as output.weight
+    ids = tokenizer(eval_texts(tokenizer)[0], return_tensors="pt")["input_ids"][:, :512]
+    rel, agree, _, _ = _compare(model, exported, ids)
+    assert rel < 2e-3 and agree >= 0.99
+
+
 # ---- refusals ----------------------------------------------------------------------------------------
 
 

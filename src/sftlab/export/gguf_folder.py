@@ -26,7 +26,7 @@ def save_gguf_folder(
     model, tokenizer, out: Path, quant: str, result, *, base: str | None, facts: dict
 ) -> object:
     """Write the folder above atomically; ``result`` (an ``ExportResult``) gets the GGUF fields."""
-    stem = _stem(out)
+    stem = _stem((facts.get("recipe") or {}).get("name") or out.resolve().name)
     gguf_name = f"{stem}-{quant}.gguf"
     with atomic_path(out, is_dir=True) as tmp:
         info = write_gguf(model, tokenizer, tmp / gguf_name, quant, name=stem)
@@ -52,7 +52,10 @@ def save_gguf_folder(
     return result
 
 
-def _stem(out: Path) -> str:
-    """A file name from the output folder's name (``runs/demo/gguf`` → ``gguf``)."""
-    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in out.resolve().name).strip("-.")
-    return name or "model"
+def _stem(name: str) -> str:
+    """A file name from the recipe's name, else the output folder's.
+
+    >>> _stem("support bot/v2")
+    'support-bot-v2'
+    """
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "model"

@@ -148,9 +148,9 @@ def _looks_special(text: str) -> bool:
 
 
 def end_of_turn_ids(tokenizer) -> list[int]:
-    """The special tokens the chat template writes right after an assistant message's text.
+    """The special token the chat template writes right after an assistant message's text, then EOS.
 
-    >>> # ChatML: "...<|im_start|>assistant\\nXYZ<|im_end|>\\n" gives [id of <|im_end|>]
+    ChatML's ``...<|im_start|>assistant\\nXYZ<|im_end|>\\n`` gives ``<|im_end|>``; Llama 3's gives ``<|eot_id|>``.
     """
     template = getattr(tokenizer, "chat_template", None)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
