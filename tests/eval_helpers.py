@@ -14,6 +14,12 @@ from sftlab.render import IGNORE_INDEX, render_record
 ANIMALS = [("dog", "yes"), ("cat", "yes"), ("trout", "no"), ("whale", "yes"),
            ("eagle", "no"), ("frog", "no"), ("horse", "yes"), ("shark", "no")]  # fmt: skip
 WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "glass", "candle"]
+MORE_WORDS = WORDS + [
+    "bread", "chair", "dance", "eagle", "field", "grape", "house", "island", "jacket", "kettle", "lemon", "market", "needle",
+    "orange", "pencil", "queen", "rabbit", "silver", "table", "umbrella", "valley", "window", "yellow", "zebra", "anchor", "basket",
+    "castle", "desert", "engine", "forest", "garden", "hammer", "insect", "jungle", "kitten", "ladder", "mirror", "number", "ocean",
+    "planet", "rocket", "saddle", "tunnel", "violin", "wagon", "bottle", "button", "carpet", "dragon", "feather", "helmet", "lantern",
+]  # fmt: skip
 
 
 def mammal_records() -> list[Conversation]:
@@ -26,11 +32,12 @@ def mammal_records() -> list[Conversation]:
     ]
 
 
-def toy_questions() -> list[MCQuestion]:
-    """Eight questions told apart by one word, answers cycling A-D (learnable by memorising)."""
+def toy_questions(n: int = 8) -> list[MCQuestion]:
+    """``n`` (up to 60) questions told apart by one word, answers cycling A-D (learnable by memorising)."""
+    assert n <= len(MORE_WORDS)
     return [
         MCQuestion(f"Which option goes with {w}?", ["one", "two", "three", "four"], i % 4, "toy")
-        for i, w in enumerate(WORDS)
+        for i, w in enumerate(MORE_WORDS[:n])
     ]
 
 

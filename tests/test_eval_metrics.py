@@ -39,10 +39,13 @@ def test_bleu_and_chrf_equal_sacrebleu():
     assert 0 < M.bleu(preds, refs) < 100
 
 
-def test_rouge_l_is_token_lcs_f1():
+def test_rouge_l_is_token_lcs_f1_with_rouge_score_tokens():
     # LCS("a b c d", "a c d e") = 3 -> F1 = 2*3/(4+4)
     assert M.rouge_l(["a b c d"], ["a c d e"]) == pytest.approx(0.75)
-    assert M.rouge_l([""], [""]) == 1.0
+    # the issue's pair: punctuation and case are not tokens (was 0.833 with whitespace tokens)
+    assert M.rouge_l(["The cat sat on the mat."], ["the cat sat on the mat"]) == 1.0
+    assert M.rouge_tokens("don't-stop, e-mail: 3.5%") == ["don", "t", "stop", "e", "mail", "3", "5"]
+    assert M.rouge_l([""], [""]) == 0.0  # as rouge-score: no tokens on either side scores 0
 
 
 def test_json_metrics():
@@ -83,17 +86,39 @@ def test_fit_line_exact_and_noisy():
     assert (f.k, f.b, f.r2) == (pytest.approx(2.0), pytest.approx(1.0), pytest.approx(1.0))
     noisy = fit_line([1, 2, 3, 4], [3.0, 5.5, 6.5, 9.0])
     assert 0.9 < noisy.r2 < 1.0
+    two = fit_line([4, 16], [0.2, 5.7])  # a line through two points always "fits": no R²
+    assert two.k == pytest.approx(5.5 / 12) and two.r2 is None
     with pytest.raises(ValueError):
         fit_line([1, 1], [2, 3])
 
 
-def test_retention_gate_thresholds():
-    assert retention_gate(0.40, 0.39, threshold=0.02).status == "pass"
-    assert retention_gate(0.40, 0.45, threshold=0.0).passed
-    warn = retention_gate(0.40, 0.30, threshold=0.02, action="warn")
-    assert (warn.passed, warn.status) == (False, "warn")
-    fail = retention_gate(0.40, 0.30, threshold=0.02, action="fail")
+def _answers(n: int, right: int, lost: int, gained: int) -> tuple[list[bool], list[bool]]:
+    """Base gets ``right`` of ``n`` questions; the tuned model loses ``lost`` of those and gains ``gained``."""
+    base = [i < right for i in range(n)]
+    tuned = [(i < right and i >= lost) or (right <= i < right + gained) for i in range(n)]
+    return base, tuned
+
+
+def test_retention_gate_is_a_paired_test_with_three_outcomes():
+    # 570 questions, 10 answers moved each way: no drop, and the set could have seen a 3-point one
+    ok = retention_gate(*_answers(570, 300, 10, 10), threshold=0.03)
+    assert (ok.status, ok.passed, ok.drop) == ("pass", True, 0.0)
+    assert ok.detectable_drop <= 0.03 and "detects drops of" in ok.message
+    assert ok.base_ci95[0] < 300 / 570 < ok.base_ci95[1]
+    # 40 lost, 5 gained: a 6-point drop, significant
+    warn = retention_gate(*_answers(570, 300, 40, 5), threshold=0.03, action="warn")
+    assert (warn.status, warn.passed, warn.losses, warn.gains) == ("warn", False, 40, 5)
+    assert warn.p_value < 1e-6 and warn.drop_ci95[0] > 0.03
+    fail = retention_gate(*_answers(570, 300, 40, 5), threshold=0.03, action="fail")
     assert fail.status == "fail" and "general" in fail.message
+    # a significant drop within the allowed threshold passes
+    assert retention_gate(*_answers(570, 300, 12, 0), threshold=0.03).status == "pass"
+    # 50 questions cannot see a 3-point drop: the gate says so instead of "pass"
+    small = retention_gate(*_answers(50, 25, 1, 1), threshold=0.03)
+    assert (small.status, small.passed) == ("too small", False)
+    assert "too small to tell" in small.message and small.detectable_drop > 0.03
+    with pytest.raises(ValueError, match="same questions"):
+        retention_gate([True], [True, False], threshold=0.02)
 
 
 def test_pick_best_prefers_retention_then_task():

@@ -7,7 +7,6 @@ import torch
 
 from eval_helpers import damage, mammal_records, toy_questions, train_on_questions, train_on_records
 from sftlab.evaluate.generation import generate_batch
-from sftlab.evaluate.latency import measure_latency
 from sftlab.evaluate.loss import per_sample_loss, worst
 from sftlab.evaluate.metrics import accuracy
 from sftlab.evaluate.multiple_choice import evaluate_questions
@@ -61,32 +60,76 @@ def test_batched_generation_equals_one_at_a_time(tiny_model, tokenizer):
 
 
 def test_retention_gate_trips_on_a_damaged_model_and_passes_unchanged(tiny_model, tokenizer):
-    questions = toy_questions()
-    train_on_questions(tiny_model, tokenizer, questions)
-    base = evaluate_questions(tiny_model, tokenizer, questions, batch_size=4).accuracy
-    assert base >= 0.75  # it learnt the benchmark, so forgetting is measurable
-    same = evaluate_questions(tiny_model, tokenizer, questions, batch_size=4).accuracy
-    assert retention_gate(base, same, threshold=0.05).passed
+    questions = toy_questions(60)
+    train_on_questions(tiny_model, tokenizer, questions, steps=60)
+    base = evaluate_questions(tiny_model, tokenizer, questions, batch_size=16)
+    assert base.accuracy >= 0.9  # it learnt the benchmark, so forgetting is measurable
+    same = evaluate_questions(tiny_model, tokenizer, questions, batch_size=16)
+    ok = retention_gate(base.correct, same.correct, threshold=0.15)
+    assert (ok.status, ok.losses, ok.gains) == ("pass", 0, 0)
+    assert ok.detectable_drop == pytest.approx(5 / 60)  # five lost answers would be significant
     damage(tiny_model)
-    hurt = evaluate_questions(tiny_model, tokenizer, questions, batch_size=4).accuracy
-    verdict = retention_gate(base, hurt, threshold=0.05, action="fail")
+    hurt = evaluate_questions(tiny_model, tokenizer, questions, batch_size=16)
+    verdict = retention_gate(base.correct, hurt.correct, threshold=0.15, action="fail")
     assert not verdict.passed and verdict.status == "fail"
+    assert verdict.losses > 20 and verdict.p_value < 1e-6 and verdict.drop_ci95[0] > 0.15
+    # the same damage on eight questions: a drop is seen but the set is too small to call it
+    eight = [q.answer == p for q, p in zip(questions[:8], hurt.predictions[:8], strict=True)]
+    small = retention_gate(base.correct[:8], [True] * 7 + [False], threshold=0.15)
+    assert small.status == "too small" and "too small to tell" in small.message
+    assert small.detectable_drop == pytest.approx(5 / 8)
+    huge = retention_gate(base.correct[:8], eight, threshold=0.15)
+    assert huge.status == "warn"  # six of eight lost: a drop that large shows even there
 
 
-def test_latency_fit_returns_k_b_and_r2(tiny_model, tokenizer):
+def test_latency_fit_medians_spread_and_interleaving(tiny_model, tokenizer):
+    from sftlab.evaluate.latency import measure_latency_many
+    from sftlab.testing import tiny_llama
+
     torch.manual_seed(0)
+    other = tiny_llama(tokenizer, seed=1)
+    reports = measure_latency_many(
+        {"a": (tiny_model, tokenizer), "b": (other, tokenizer)},
+        [{"role": "user", "content": "Count to ten."}],
+        token_counts=[2, 4, 8, 12, 16],
+        prompt_lengths=[8, 16, 32, 48, 64],
+        repeats=3,
+        warmup=1,
+        max_spread=100.0,
+    )
+    for rep in reports.values():
+        assert [p.x for p in rep.points] == [2, 4, 8, 12, 16]
+        assert all(len(p.times) == 3 and p.median > 0 for p in rep.points)
+        assert rep.fit.r2 is not None and -1.0 <= rep.fit.r2 <= 1.0  # five points: R² means something
+        lo, hi = rep.tokens_per_s_range()
+        assert 0 < lo <= hi
+        d = rep.to_dict()
+        assert {
+            "k_s_per_token",
+            "b_s",
+            "r2",
+            "tokens_per_s",
+            "tokens_per_s_range",
+            "ttft",
+            "warnings",
+        } <= set(d)
+        assert [p["x"] for p in d["ttft"]] == [8, 16, 32, 48, 64] and d["repeats"] == 3
+        # 3 repeats and 5 lengths: no warning about the set-up (a busy machine may still lower R²)
+        assert not [w for w in d["warnings"] if "repeat(s)" in w or "output lengths" in w or "disagree" in w]
+
+
+def test_latency_warns_on_two_points_one_repeat_and_spread(tiny_model, tokenizer):
+    from sftlab.evaluate.latency import LatencyReport, Point, _warnings, measure_latency
+
     rep = measure_latency(
         tiny_model,
         tokenizer,
-        [{"role": "user", "content": "Count to ten."}],
-        token_counts=[2, 8, 16, 32],
-        prompt_lengths=[8, 64],
-        repeats=2,
+        [{"role": "user", "content": "Hi"}],
+        token_counts=[1, 2],
+        prompt_lengths=[8],
+        repeats=1,
     )
-    assert [p[0] for p in rep.points] == [2, 8, 16, 32]
-    assert all(t > 0 for _, t in rep.points)
-    assert rep.fit.k > 0 and rep.tokens_per_s == pytest.approx(1 / rep.fit.k)
-    assert -1.0 <= rep.fit.r2 <= 1.0 and rep.fit.b == rep.fit.b  # b is a number (not NaN)
-    assert [p[0] for p in rep.ttft] == [8, 64]
-    d = rep.to_dict()
-    assert {"k_s_per_token", "b_s", "r2", "tokens_per_s", "ttft"} <= set(d)
+    assert rep.fit.r2 is None and rep.to_dict()["r2"] is None  # a line through two points always fits
+    assert any("1 repeat" in w for w in rep.warnings) and any("2 output lengths" in w for w in rep.warnings)
+    noisy = LatencyReport([Point(4, [1.0, 1.0, 2.0]), Point(8, [2.0, 2.1, 2.0])], [], 10, 0.25)
+    assert "disagree by up to 100%" in _warnings(noisy, 3, 0.25)[0]

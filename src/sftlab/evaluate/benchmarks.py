@@ -1,8 +1,13 @@
-"""The multiple-choice benchmarks of a recipe: MMLU (retention) and any extra sets, subset and shots fixed once."""
+"""The multiple-choice benchmarks of a recipe: the retention set first, then MMLU and any extra sets.
+
+Subsets and shots are fixed once (seeded), so every model answers exactly the same questions —
+what the paired retention gate needs.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +39,10 @@ class Benchmark:
         )
 
 
-def _build(name: str, path: str | None, subset: int, k_shot: int, scoring: str, seed: int) -> Benchmark:
-    pool = load_mmlu(path)
+def build_benchmark(
+    name: str, pool: Sequence[MCQuestion], subset: int, k_shot: int, scoring: str, seed: int
+) -> Benchmark:
+    """``subset`` questions of ``pool`` (stratified by subject, seeded; 0 = all), shots from the rest."""
     chosen = stratified_subset(pool, subset, seed)
     # Interleave subjects so that a prefix (the checkpoint sweep uses one) still spans many subjects.
     seen: Counter[str] = Counter()
@@ -50,13 +57,28 @@ def _build(name: str, path: str | None, subset: int, k_shot: int, scoring: str, 
 
 
 def recipe_benchmarks(recipe: Recipe) -> list[Benchmark]:
-    """MMLU first (when enabled; it drives the retention gate), then ``evaluation.multiple_choice`` sets."""
+    """The set ``retention.benchmark`` names first (it drives the gate), then MMLU and ``multiple_choice`` sets."""
     cfg = recipe.evaluation
     out = []
     if cfg.mmlu.enabled:
         out.append(
-            _build("mmlu", cfg.mmlu.path, cfg.mmlu.subset, cfg.mmlu.k_shot, cfg.mmlu.scoring, recipe.seed)
+            build_benchmark(
+                "mmlu",
+                load_mmlu(cfg.mmlu.path),
+                cfg.mmlu.subset,
+                cfg.mmlu.k_shot,
+                cfg.mmlu.scoring,
+                recipe.seed,
+            )
         )
     for mc in cfg.multiple_choice:
-        out.append(_build(mc.name, mc.path, mc.subset, mc.k_shot, mc.scoring, recipe.seed))
-    return out
+        out.append(
+            build_benchmark(mc.name, load_mmlu(mc.path), mc.subset, mc.k_shot, mc.scoring, recipe.seed)
+        )
+    gate = cfg.retention.benchmark
+    if gate is not None and gate not in {b.name for b in out}:
+        from sftlab.evaluate.embedded_sets import load_embedded
+
+        r = cfg.retention
+        out.append(build_benchmark(gate, load_embedded(gate), r.questions, r.k_shot, r.scoring, recipe.seed))
+    return sorted(out, key=lambda b: b.name != gate)  # stable: the gate's set first, the rest as listed

@@ -52,38 +52,49 @@ def per_sample_loss(
         rendered.append((rec.meta.id or f"eval-{i}", rec, sample))
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out: list[SampleLoss] = []
+    out: list[SampleLoss | None] = [None] * len(rendered)
+    order = sorted(range(len(rendered)), key=lambda i: -len(rendered[i][2].input_ids))  # little padding
     model.eval()
     with make_progress() as progress, torch.inference_mode():
         task = progress.add_task(description, total=len(rendered), info="")
-        for start in range(0, len(rendered), batch_size):
-            chunk = rendered[start : start + batch_size]
-            width = max(len(s.input_ids) for _, _, s in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            labels = torch.full((len(chunk), width), IGNORE_INDEX, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, (_, _, s) in enumerate(chunk):  # right padding: positions start at 0 for every row
-                ids[row, : len(s)] = torch.tensor(s.input_ids)
-                labels[row, : len(s)] = torch.tensor(s.labels)
-                mask[row, : len(s)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            logits = logits[:, logits.size(1) - width :]  # prompt tuning prepends its virtual tokens
-            shifted = labels[:, 1:].to(device)
-            token_loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]),
-                shifted.reshape(-1),
-                ignore_index=IGNORE_INDEX,
-                reduction="none",
-            ).view(shifted.shape)
-            trained = (shifted != IGNORE_INDEX).sum(-1)
-            for row, (rid, rec, _) in enumerate(chunk):
-                n = int(trained[row])
-                loss = float(token_loss[row].sum() / max(n, 1))
-                out.append(
-                    SampleLoss(id=rid, loss=loss, tokens=n, task=rec.meta.task, text=rec.all_text()[:500])
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            samples = [rendered[i][2] for i in chunk]
+            for i, (total, n) in zip(chunk, _summed_losses(model, samples, pad_id, device), strict=True):
+                rid, rec, _ = rendered[i]
+                out[i] = SampleLoss(
+                    id=rid, loss=total / max(n, 1), tokens=n, task=rec.meta.task, text=rec.all_text()[:500]
                 )
             progress.advance(task, len(chunk))
-    return out, skipped
+    return [x for x in out if x is not None], skipped
+
+
+def _summed_losses(model, samples, pad_id: int, device) -> list[tuple[float, int]]:
+    """``(summed loss, trained tokens)`` per sample; the LM head runs only where a trained token is predicted."""
+    import torch
+
+    from sftlab.evaluate.continuations import head_on
+
+    width = max(len(s.input_ids) for s in samples)
+    ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(samples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(samples), width), dtype=torch.long)
+    for row, s in enumerate(samples):  # right padding: positions start at 0 for every row
+        ids[row, : len(s)] = torch.tensor(s.input_ids)
+        labels[row, : len(s)] = torch.tensor(s.labels)
+        mask[row, : len(s)] = 1
+    target = labels[:, 1:]
+    keep = torch.zeros((len(samples), width), dtype=torch.bool)
+    keep[:, :-1] = target != IGNORE_INDEX  # position p predicts token p + 1
+    logits = head_on(model, keep, input_ids=ids.to(device), attention_mask=mask.to(device))
+    token_loss = torch.nn.functional.cross_entropy(
+        logits.float(), target[target != IGNORE_INDEX].to(logits.device), reduction="none"
+    ).cpu()
+    out, at = [], 0
+    for n in keep.sum(-1).tolist():
+        out.append((float(token_loss[at : at + n].sum()), n))
+        at += n
+    return out
 
 
 def worst(losses: Sequence[SampleLoss], k: int) -> list[SampleLoss]:

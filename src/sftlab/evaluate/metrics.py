@@ -67,16 +67,20 @@ def confusion_matrix(
     return columns, matrix
 
 
-def macro_f1(predictions: Sequence[str], references: Sequence[str], labels: Sequence[str]) -> float:
+def macro_f1(predictions: Sequence[str], references: Sequence[str], labels: Sequence[str]) -> float | None:
     """Unweighted mean of per-label F1 over the labels that occur (as reference or answer); answers outside
     the label set count as wrong for every label.
 
     A label no record has and no answer gives (another task's label, in a mixed eval set) is left out:
     its F1 is undefined, and counting it as 0 would cap the score below 1 for a perfect model.
 
+    ``None`` (not applicable) when no reference is a label.
+
     >>> macro_f1(["yes", "no"], ["yes", "no"], ["yes", "no", "maybe"])
     1.0
     """
+    if not _labelled(references, labels):
+        return None
     _, matrix = confusion_matrix(predictions, references, labels)
     scores = []
     for i in range(len(labels)):
@@ -103,9 +107,25 @@ def chrf(predictions: Sequence[str], references: Sequence[str]) -> float:
     return float(sacrebleu.corpus_chrf(list(predictions), [list(references)]).score)
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L F1 over whitespace tokens (longest common subsequence).
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
+
+def rouge_tokens(text: str) -> list[str]:
+    """rouge-score's default tokenisation: lower case, every run of characters other than a-z and 0-9 is a
+    space (so punctuation never sticks to a word, and text in other scripts has no tokens: use chrF there).
+
+    >>> rouge_tokens("The cat sat on the mat.")
+    ['the', 'cat', 'sat', 'on', 'the', 'mat']
+    """
+    return _NON_ALNUM.sub(" ", text.lower()).split()
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F1 (longest common token subsequence), equal to ``rouge-score``'s ``rougeL`` f-measure
+    (no stemming): same tokens, and 0 when either side has none (tested on 1,000 pairs).
+
+    >>> rouge_l(["The cat sat on the mat."], ["the cat sat on the mat"])
+    1.0
     >>> rouge_l(["the cat sat"], ["the cat sat down"])
     0.8571428571428571
     """
@@ -113,12 +133,9 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
 
     scores = []
     for pred, ref in zip(predictions, references, strict=True):
-        p, r = pred.lower().split(), ref.lower().split()
-        if not p or not r:
-            scores.append(float(p == r))
-            continue
-        lcs = LCSseq.similarity(p, r)
-        scores.append(2 * lcs / (len(p) + len(r)))
+        p, r = rouge_tokens(pred), rouge_tokens(ref)
+        lcs = LCSseq.similarity(p, r) if p and r else 0
+        scores.append(2 * lcs / (len(p) + len(r)) if lcs else 0.0)
     return _mean(scores)
 
 
@@ -131,31 +148,34 @@ def parse_json(text: str) -> Any:
     return json.loads(text)
 
 
-def json_valid(predictions: Sequence[str], references: Sequence[str] | None = None) -> float:
-    """Share of answers that parse as JSON — among the records whose reference is JSON, when any is.
+def json_valid(predictions: Sequence[str], references: Sequence[str] | None = None) -> float | None:
+    """Share of answers that parse as JSON — among the records whose reference is a JSON object or array;
+    ``None`` (not applicable) when references are given and none is.
 
     >>> json_valid(['{"a": 1}', "positive"], ['{"a": 2}', "negative"])
     1.0
+    >>> json_valid(["yes"], ["no"]) is None
+    True
     """
     if references is not None:
-        expected = [p for p, r in zip(predictions, references, strict=True) if _parses(r)]
-        if expected:
-            predictions = expected
+        predictions = [p for p, r in zip(predictions, references, strict=True) if _is_document(r)]
+        if not predictions:
+            return None
     return _mean(_parses(p) for p in predictions)
 
 
-def json_field_match(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Share of the reference objects' top-level fields reproduced with equal values, micro-averaged.
+def json_field_match(predictions: Sequence[str], references: Sequence[str]) -> float | None:
+    """Share of the reference objects' top-level fields reproduced with equal values, micro-averaged;
+    ``None`` when no reference is a JSON object or array.
 
     >>> json_field_match(['{"a": 1, "b": 2}'], ['{"a": 1, "b": 3}'])
     0.5
     """
     hit = total = 0
     for pred, ref in zip(predictions, references, strict=True):
-        try:
-            want = parse_json(ref)
-        except ValueError:
-            continue  # a non-JSON reference has no fields to match
+        if not _is_document(ref):
+            continue  # a reference that is no JSON object or array has no fields to match
+        want = parse_json(ref)
         if not isinstance(want, dict):
             want = {"": want}
         try:
@@ -166,7 +186,7 @@ def json_field_match(predictions: Sequence[str], references: Sequence[str]) -> f
             got = {"": got}
         total += len(want)
         hit += sum(1 for k, v in want.items() if k in got and got[k] == v)
-    return hit / total if total else 0.0
+    return hit / total if total else None
 
 
 def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
@@ -217,11 +237,11 @@ def json_schema_match(predictions: Sequence[str], schema: dict[str, Any]) -> flo
 
 def in_label_set(
     predictions: Sequence[str], labels: Sequence[str], references: Sequence[str] | None = None
-) -> float:
+) -> float | None:
     """Share of answers that are one of the labels (normalised) — is the model answering in format?
 
     With ``references``, only records whose reference is a label count (a JSON task in the same
-    eval set is not expected to answer with a label).
+    eval set is not expected to answer with a label); ``None`` when no reference is a label.
 
     >>> in_label_set(["yes", "{}", "maybe"], ["yes", "no"], ["no", "{}", "yes"])
     0.5
@@ -229,6 +249,8 @@ def in_label_set(
     keys = {normalize(label) for label in labels}
     if references is not None:
         predictions = [p for p, r in zip(predictions, references, strict=True) if normalize(r) in keys]
+        if not predictions:
+            return None
     return _mean(normalize(p) in keys for p in predictions)
 
 
@@ -299,16 +321,17 @@ def compute_metrics(
     labels: Sequence[str] = (),
     schema: dict[str, Any] | None = None,
     custom: Callable[[Sequence[str], Sequence[str]], Any] | None = None,
-) -> dict[str, float]:
-    """The named metrics (plus ``custom``) as ``{name: value}``; label metrics need ``labels``."""
-    out: dict[str, float] = {}
+) -> dict[str, float | None]:
+    """The named metrics (plus ``custom``) as ``{name: value}``; ``None`` where a metric does not apply to
+    these records (label metrics without a labelled reference, JSON metrics without a JSON reference)."""
+    out: dict[str, float | None] = {}
     for name in names:
         if name == "exact_match":
             out[name] = exact_match(predictions, references)
         elif name == "accuracy":
             out[name] = accuracy(predictions, references)
         elif name == "macro_f1":
-            out[name] = macro_f1(predictions, references, labels) if labels else 0.0
+            out[name] = macro_f1(predictions, references, labels) if labels else None
         elif name == "bleu":
             out[name] = bleu(predictions, references)
         elif name == "chrf":
@@ -326,7 +349,7 @@ def compute_metrics(
         elif name == "json_field_match":
             out[name] = json_field_match(predictions, references)
         elif name == "in_label_set":
-            out[name] = in_label_set(predictions, labels, references) if labels else 0.0
+            out[name] = in_label_set(predictions, labels, references) if labels else None
         else:
             raise RecipeError([f"evaluation.metrics: unknown metric '{name}'"])
     if custom is not None:
@@ -336,6 +359,19 @@ def compute_metrics(
         else:
             out["custom"] = float(value)
     return out
+
+
+def _is_document(text: str) -> bool:
+    """A JSON object or array (``"42"`` or ``"true"`` parse too, but nobody asks for them as JSON output)."""
+    try:
+        return isinstance(parse_json(text), dict | list)
+    except ValueError:
+        return False
+
+
+def _labelled(references: Sequence[str], labels: Sequence[str]) -> bool:
+    keys = {normalize(label) for label in labels}
+    return any(normalize(r) in keys for r in references)
 
 
 def _parses(text: str) -> bool:

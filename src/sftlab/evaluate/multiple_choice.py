@@ -1,14 +1,17 @@
 """Multiple-choice scoring by log-likelihood: the option the model finds most probable is its answer.
 
-Two ways to score, zero- or k-shot, always batched:
+Three ways to score, zero- or k-shot, always batched:
 
-- ``letter``: the prompt ends in ``Answer:``; ONE forward pass gives the
-  log-probabilities of `` A``/`` B``/`` C``/`` D`` at the last position, so a
-  question costs one prompt, not four. Rows are left-padded with position ids
-  that count real tokens, so every row's last token sits in the last column and
-  only that column goes through the LM head (``logits_to_keep=1``).
-- ``option_text``: each option's text is appended to the prompt and its
-  tokens' log-probabilities are summed (for answers that are not letters).
+- ``letter``: the options are listed under the question, the prompt ends in ``Answer:``;
+  ONE forward pass gives the log-probabilities of `` A``/`` B``/`` C``/`` D`` at the last
+  position, so a question costs one prompt, not four. Rows are left-padded with position ids
+  that count real tokens, so every row's last token sits in the last column and only that
+  column goes through the LM head (``logits_to_keep=1``). Small models are near chance in
+  this form: picking a letter is a skill of its own.
+- ``cloze``: the question alone (``Question: ...\nAnswer:``), then each option's text; the
+  option with the highest log-likelihood per character wins (lm-eval's ``acc_norm``). Small
+  models are well above chance in this form, so a drop can show.
+- ``option_text``: the lettered prompt, then each option's text, summed log-likelihood.
 
 >>> q = MCQuestion("2+2?", ["3", "4", "5", "6"], answer=1, subject="arithmetic")
 >>> print(format_question(q, with_answer=True))
@@ -18,6 +21,14 @@ B. 4
 C. 5
 D. 6
 Answer: B
+>>> print(cloze_prompt(q, [MCQuestion("1+1?", ["2", "3"], answer=0)]))
+The following are questions (with answers) about arithmetic.
+<BLANKLINE>
+Question: 1+1?
+Answer: 2
+<BLANKLINE>
+Question: 2+2?
+Answer:
 """
 
 from __future__ import annotations
@@ -28,34 +39,57 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sftlab.errors import DataError
+from sftlab.evaluate.continuations import score_continuations
 from sftlab.evaluate.generation import left_pad
+from sftlab.evaluate.stats import wilson_interval
 from sftlab.utils.progress import make_progress
 
 LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H")
+SCORINGS = ("letter", "cloze", "option_text")
+
+__all__ = ["LETTERS", "MCQuestion", "MCResult", "evaluate_questions", "grade", "score_continuations"]
 
 
 @dataclass
 class MCQuestion:
-    """A question, its options, the index of the right one, and its subject."""
+    """A question, its options, the index of the right one, and its subject.
+
+    ``cloze`` is the whole cloze prompt when the set has its own form (HellaSwag's context
+    is continued, not asked); empty means ``Question: <question>\nAnswer:``.
+    """
 
     question: str
     options: list[str]
     answer: int
     subject: str = ""
+    cloze: str = ""
 
 
 @dataclass
 class MCResult:
-    """Accuracy overall and per subject, with every question's option scores and pick."""
+    """Accuracy (with its 95% interval) overall and per subject, every question's option scores and pick."""
 
     accuracy: float
     n: int
     per_subject: dict[str, float] = field(default_factory=dict)
     scores: list[list[float]] = field(default_factory=list)
     predictions: list[int] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+    chance: float = 0.0
+    """Expected accuracy of picking options at random: the floor a model must clear."""
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(sum(self.correct), self.n)
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "n": self.n, "per_subject": self.per_subject}
+        return {
+            "accuracy": self.accuracy,
+            "ci95": list(self.interval),
+            "chance": self.chance,
+            "n": self.n,
+            "per_subject": self.per_subject,
+        }
 
 
 def format_question(q: MCQuestion, *, with_answer: bool = False) -> str:
@@ -74,6 +108,17 @@ def build_prompt(q: MCQuestion, shots: Sequence[MCQuestion] = ()) -> str:
     )
     solved = "".join(format_question(s, with_answer=True) + "\n\n" for s in shots)
     return head + solved + format_question(q)
+
+
+def cloze_prompt(q: MCQuestion, shots: Sequence[MCQuestion] = ()) -> str:
+    """The question without its options, ending in ``Answer:`` (after solved ``shots``), to be continued."""
+    head = f"The following are questions (with answers) about {q.subject}.\n\n" if q.subject else ""
+    solved = "".join(_cloze_stem(s) + " " + s.options[s.answer].strip() + "\n\n" for s in shots)
+    return head + solved + _cloze_stem(q)
+
+
+def _cloze_stem(q: MCQuestion) -> str:
+    return q.cloze or f"Question: {q.question.strip()}\nAnswer:"
 
 
 def letter_ids(tokenizer, n: int) -> list[int]:
@@ -205,82 +250,6 @@ def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
     return n
 
 
-def score_continuations(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    options: Sequence[Sequence[str]],
-    *,
-    batch_size: int = 8,
-    description: str = "score",
-) -> list[list[float]]:
-    """Summed log-probability of each option's text (`` `` + text) after its prompt.
-
-    The prompt is run once per question and its KV cache shared by the options:
-    ``batch_size`` prompts go through together (left-padded), then the cache is
-    repeated once per option and all options of the batch run as one batch
-    (right-padded, positions continuing after each prompt)::
-
-        prompts  [pad pad p0 p1 p2]  -> cache, log p(first option token)
-        options  [a0 a1 pad] [b0 pad pad] ...  (attending to the cache)
-    """
-    import torch
-
-    limit = _context_limit(model)
-    contexts = [tokenizer(p, add_special_tokens=True).input_ids for p in prompts]
-    conts = [
-        [
-            tokenizer(" " + opt.strip(), add_special_tokens=False).input_ids or [tokenizer.eos_token_id]
-            for opt in opts
-        ]
-        for opts in options
-    ]
-    if limit:  # keep the end of an over-long prompt, leaving room for its longest option
-        contexts = [c[-(limit - max(map(len, o))) :] for c, o in zip(contexts, conts, strict=True)]
-    order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
-    device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    scores = [[0.0] * len(opts) for opts in options]
-    model.eval()
-    with make_progress() as progress, torch.inference_mode():
-        task = progress.add_task(description, total=len(contexts), info="")
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            ids, mask, pos = left_pad([contexts[i] for i in chunk], pad_id, device)
-            first = model(
-                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
-            )
-            first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)
-            pairs = [(row, i, oi) for row, i in enumerate(chunk) for oi in range(len(conts[i]))]
-            rows = torch.tensor([row for row, _, _ in pairs], device=device)
-            cache = first.past_key_values
-            cache.batch_select_indices(rows)  # option r continues prompt row rows[r]: repeat its cache rows
-            width = max(len(conts[i][oi]) for _, i, oi in pairs)
-            opt_ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
-            opt_mask = torch.zeros((len(pairs), width), dtype=torch.long)
-            for r, (_, i, oi) in enumerate(pairs):
-                opt_ids[r, : len(conts[i][oi])] = torch.tensor(conts[i][oi])
-                opt_mask[r, : len(conts[i][oi])] = 1
-            full_mask = torch.cat([mask[rows], opt_mask.to(device)], dim=1)
-            positions = mask[rows].sum(-1, keepdim=True) + torch.arange(width, device=device)[None, :]
-            logits = model(
-                input_ids=opt_ids.to(device),
-                attention_mask=full_mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
-            ).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            for r, (row, i, oi) in enumerate(pairs):
-                tokens = conts[i][oi]
-                total = float(first_logp[row, tokens[0]])
-                for j in range(1, len(tokens)):
-                    total += float(logp[r, j - 1, tokens[j]])
-                scores[i][oi] = total
-            progress.advance(task, len(chunk))
-    return scores
-
-
 def evaluate_questions(
     model,
     tokenizer,
@@ -292,7 +261,20 @@ def evaluate_questions(
     description: str = "multiple choice",
 ) -> MCResult:
     """Score every question (``shots_for(index, question)`` gives its solved examples) and grade the picks."""
-    prompts = [build_prompt(q, shots_for(i, q) if shots_for else ()) for i, q in enumerate(questions)]
+    if scoring not in SCORINGS:
+        raise DataError(f"unknown multiple-choice scoring '{scoring}'; use one of {', '.join(SCORINGS)}")
+    shots = [shots_for(i, q) if shots_for else () for i, q in enumerate(questions)]
+    if scoring == "cloze":
+        scores = score_continuations(
+            model,
+            tokenizer,
+            [cloze_prompt(q, s) for q, s in zip(questions, shots, strict=True)],
+            [q.options for q in questions],
+            batch_size=batch_size,
+            description=description,
+        )
+        return grade(questions, per_character(questions, scores))
+    prompts = [build_prompt(q, s) for q, s in zip(questions, shots, strict=True)]
     if scoring == "letter":
         n = max((len(q.options) for q in questions), default=4)
         scores = score_letters(  # k-shot prompts of one subject share their shots: computed once
@@ -317,21 +299,38 @@ def evaluate_questions(
     return grade(questions, scores)
 
 
-def grade(questions: Sequence[MCQuestion], scores: Sequence[Sequence[float]]) -> MCResult:
-    """Pick the best-scored option per question; accuracy overall and per subject.
+def per_character(questions: Sequence[MCQuestion], scores: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Log-likelihood per character of each option (lm-eval's ``acc_norm``): long options are not penalised
+    for having more tokens to pay for.
 
-    >>> grade([MCQuestion("q", ["a", "b"], 1, "s")], [[-2.0, -0.1]]).accuracy
-    1.0
+    >>> per_character([MCQuestion("q", ["ab", "abcd"], 1)], [[-2.0, -3.0]])
+    [[-1.0, -0.75]]
+    """
+    return [
+        [x / max(len(opt.strip()), 1) for x, opt in zip(row, q.options, strict=True)]
+        for row, q in zip(scores, questions, strict=True)
+    ]
+
+
+def grade(questions: Sequence[MCQuestion], scores: Sequence[Sequence[float]]) -> MCResult:
+    """Pick the best-scored option per question; accuracy overall and per subject, and the chance level.
+
+    >>> r = grade([MCQuestion("q", ["a", "b"], 1, "s")], [[-2.0, -0.1]])
+    >>> r.accuracy, r.chance, r.correct
+    (1.0, 0.5, [True])
     """
     picks = [max(range(len(s)), key=lambda j: s[j]) for s in scores]
+    correct = [p == q.answer for q, p in zip(questions, picks, strict=True)]
     by_subject: dict[str, list[bool]] = defaultdict(list)
-    for q, p in zip(questions, picks, strict=True):
-        by_subject[q.subject].append(p == q.answer)
-    right = sum(sum(v) for v in by_subject.values())
+    for q, ok in zip(questions, correct, strict=True):
+        by_subject[q.subject].append(ok)
+    n = len(questions)
     return MCResult(
-        accuracy=right / len(questions) if questions else 0.0,
-        n=len(questions),
+        accuracy=sum(correct) / n if n else 0.0,
+        n=n,
         per_subject={k: sum(v) / len(v) for k, v in sorted(by_subject.items())},
         scores=[list(s) for s in scores],
         predictions=picks,
+        correct=correct,
+        chance=sum(1 / len(q.options) for q in questions) / n if n else 0.0,
     )

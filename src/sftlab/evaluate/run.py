@@ -1,9 +1,11 @@
 """``run_evaluation``: several models on the same sets in one run, top-down.
 
-set up (samples, labels, benchmarks, ICL prompter)
-→ for each model: generate + task metrics, per-sample loss, benchmarks, latency
+set up (samples, labels, benchmarks, held-out general records, ICL prompter)
+→ for each model: generate + task metrics, per-sample loss, benchmarks, general loss
   (and the base model again with k in-context examples)
-→ retention gate against the base → checkpoint sweep → report.json, report.html, bad_cases.jsonl
+→ latency of all models in ONE interleaved pass (machine load hits them alike)
+→ retention gate against the base (paired test + loss shift) → checkpoint sweep
+→ report.json, report.html, bad_cases.jsonl
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from sftlab.data.record import Record
 from sftlab.errors import ModelError
 from sftlab.evaluate.badcases import bad_cases, write_bad_cases
 from sftlab.evaluate.benchmarks import Benchmark, recipe_benchmarks
+from sftlab.evaluate.general_loss import general_loss, load_general_records, loss_shift, public
 from sftlab.evaluate.generation import generate_batch
 from sftlab.evaluate.icl import IclPrompter
-from sftlab.evaluate.latency import measure_latency
 from sftlab.evaluate.loss import per_sample_loss, worst
-from sftlab.evaluate.metrics import compute_metrics, confusion_matrix, load_custom_metric, load_schema
+from sftlab.evaluate.metrics import load_custom_metric, load_schema
 from sftlab.evaluate.retention import RetentionError, retention_gate
 from sftlab.evaluate.samples import EvalSample, to_samples
-from sftlab.evaluate.sweep import list_checkpoints, run_sweep
+from sftlab.evaluate.sweep import run_checkpoint_sweep
+from sftlab.evaluate.tasks import labels_of, task_scores
 from sftlab.recipe import Recipe
 from sftlab.utils.atomic import write_json
 from sftlab.utils.progress import console
@@ -62,10 +65,15 @@ def run_evaluation(
     base_label = BASE if BASE in models else next(iter(models))
     records = list(eval_records)[: cfg.max_samples] if cfg.max_samples else list(eval_records)
     samples = to_samples(records)
-    labels = cfg.label_set or _labels_of(samples)
-    schema = load_schema(cfg.json_schema)
-    custom = load_custom_metric(cfg.custom_metric) if cfg.custom_metric else None
+    labels = cfg.label_set or labels_of(samples)
+    metric_kw = {
+        "labels": labels,
+        "schema": load_schema(cfg.json_schema),
+        "custom": load_custom_metric(cfg.custom_metric) if cfg.custom_metric else None,
+    }
     benchmarks = recipe_benchmarks(recipe)
+    gl = cfg.retention.general_loss
+    general = load_general_records(gl.path, gl.records) if gl.enabled else []
     icl = IclPrompter(train_records or [], cfg.icl_k, recipe.seed) if cfg.icl_k and train_records else None
     if cfg.icl_k and icl is None:
         console.print(
@@ -74,45 +82,42 @@ def run_evaluation(
 
     results: dict[str, dict[str, Any]] = {}
     bad: list[dict] = []
-    base_mc: dict[str, Any] = {}
+    mc: dict[str, dict[str, Any]] = {}
+    losses: dict[str, dict[str, Any]] = {}
     for label, ref in models.items():
         console.print(f"evaluating [bold]{label}[/] ({ref})", highlight=False)
         model, tokenizer = load_for_eval(recipe, ref)
-        result, produced = evaluate_model(
-            model,
-            tokenizer,
-            recipe,
-            samples,
-            records,
-            benchmarks,
-            labels=labels,
-            schema=schema,
-            custom=custom,
+        result, produced, mc[label] = evaluate_model(
+            model, tokenizer, recipe, samples, records, benchmarks, **metric_kw
         )
+        if general:
+            losses[label] = general_loss(model, tokenizer, general, recipe.render, batch_size=cfg.batch_size)
+            result["general_loss"] = public(losses[label])
         results[label] = {"reference": ref, **result}
         bad += bad_cases(label, samples, produced)
-        if label == base_label:
-            base_mc = result.get("_mc", {})
-            if icl is not None:
-                icl_result, icl_produced = evaluate_icl(
-                    model, tokenizer, recipe, samples, icl, labels=labels, schema=schema, custom=custom
-                )
-                results[label + ICL_SUFFIX] = {
-                    "reference": f"{ref} + {cfg.icl_k} examples in the prompt",
-                    **icl_result,
-                }
-                bad += bad_cases(label + ICL_SUFFIX, samples, icl_produced)
+        if label == base_label and icl is not None:
+            icl_result, icl_produced = evaluate_icl(model, tokenizer, recipe, samples, icl, **metric_kw)
+            results[label + ICL_SUFFIX] = {
+                "reference": f"{ref} + {cfg.icl_k} examples in the prompt",
+                **icl_result,
+            }
+            bad += bad_cases(label + ICL_SUFFIX, samples, icl_produced)
         del model
         gc.collect()
 
-    retention = _retention(results, base_label, cfg)
-    sweep = _sweep(recipe, samples, benchmarks, base_mc, labels=labels, schema=schema) if cfg.sweep else None
-    for result in results.values():
-        result.pop("_mc", None)
+    if cfg.latency.enabled:
+        for label, lat in latency_pass(recipe, models, samples).items():
+            results[label]["latency"] = lat
+    retention = _retention(results, mc, losses, base_label, recipe)
+    sweep = None
+    if cfg.sweep:
+        sweep = run_checkpoint_sweep(
+            recipe, samples, benchmarks, mc.get(base_label, {}), load_for_eval, **metric_kw
+        )
     report = {
         "name": recipe.name,
         "base": base_label,
-        "primary_metric": _primary(cfg.metrics, custom),
+        "primary_metric": _primary(cfg.metrics, metric_kw["custom"]),
         "eval_records": len(records),
         "eval_samples": len(samples),
         "labels": labels,
@@ -161,12 +166,9 @@ def evaluate_model(
     samples: Sequence[EvalSample],
     records: Sequence[Record],
     benchmarks: Sequence[Benchmark],
-    *,
-    labels: Sequence[str],
-    schema: dict | None,
-    custom: Any,
-) -> tuple[dict[str, Any], list[str]]:
-    """Task metrics, loss, benchmarks and latency of one model; also its answers (for bad cases)."""
+    **metric_kw: Any,
+) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    """Task metrics, loss and benchmarks of one model; also its answers (bad cases) and MC results (gate)."""
     cfg = recipe.evaluation
     gens = generate_batch(
         model,
@@ -177,7 +179,7 @@ def evaluate_model(
         tools=[s.tools for s in samples],
     )
     produced = [g.text for g in gens]
-    result = task_scores(cfg.metrics, samples, produced, labels=labels, schema=schema, custom=custom)
+    result = task_scores(cfg.metrics, samples, produced, **metric_kw)
     result["answers"] = [
         {"id": s.id, "expected": s.expected, "produced": p, "new_tokens": g.new_tokens}
         for s, p, g in zip(samples, produced, gens, strict=True)
@@ -191,20 +193,7 @@ def evaluate_model(
     }
     mc = {b.name: b.run(model, tokenizer, batch_size=cfg.batch_size) for b in benchmarks}
     result["benchmarks"] = {name: r.to_dict() for name, r in mc.items()}
-    result["_mc"] = mc
-    if cfg.latency.enabled:
-        console.print("measuring latency", highlight=False)
-        messages = samples[0].messages if samples else [{"role": "user", "content": "Say hello."}]
-        lat = measure_latency(
-            model,
-            tokenizer,
-            messages,
-            token_counts=cfg.latency.token_counts,
-            prompt_lengths=cfg.latency.prompt_lengths,
-            repeats=cfg.latency.repeats,
-        )
-        result["latency"] = lat.to_dict()
-    return result, produced
+    return result, produced, mc
 
 
 def evaluate_icl(
@@ -227,125 +216,78 @@ def evaluate_icl(
     return result, produced
 
 
-def task_scores(
-    names: Sequence[str],
-    samples: Sequence[EvalSample],
-    produced: Sequence[str],
-    *,
-    labels: Sequence[str],
-    schema: dict | None,
-    custom: Any,
-) -> dict[str, Any]:
-    """Metrics overall and per ``meta.task``, plus the confusion matrix when there is a label set."""
-    refs = [s.expected for s in samples]
-    out: dict[str, Any] = {
-        "n": len(samples),
-        "overall": compute_metrics(names, produced, refs, labels=labels, schema=schema, custom=custom),
+def latency_pass(recipe: Recipe, models: dict[str, str], samples: Sequence[EvalSample]) -> dict[str, dict]:
+    """Every model's latency, measured interleaved when they fit in memory together (else one by one)."""
+    from sftlab.evaluate.latency import measure_latency_many
+    from sftlab.evaluate.memory import fits_together
+
+    lat = recipe.evaluation.latency
+    messages = samples[0].messages if samples else [{"role": "user", "content": "Say hello."}]
+    kw = {
+        "token_counts": lat.token_counts,
+        "prompt_lengths": lat.prompt_lengths,
+        "repeats": lat.repeats,
+        "warmup": lat.warmup,
+        "max_spread": lat.max_spread,
     }
-    tasks = sorted({s.task for s in samples if s.task})
-    if len(tasks) > 1:
-        out["per_task"] = {}
-        for task in tasks:
-            idx = [i for i, s in enumerate(samples) if s.task == task]
-            out["per_task"][task] = compute_metrics(
-                names,
-                [produced[i] for i in idx],
-                [refs[i] for i in idx],
-                labels=labels,
-                schema=schema,
-                custom=custom,
+    loaded: dict[str, tuple[Any, Any]] = {}
+    for label, ref in models.items():
+        loaded[label] = load_for_eval(recipe, ref)
+        if len(loaded) == 1 and not fits_together(loaded[label][0], len(models)):
+            break
+    console.print(f"measuring latency of {', '.join(models)}", highlight=False)
+    if len(loaded) == len(models):
+        reports = measure_latency_many(loaded, messages, **kw)
+        out = {label: {**r.to_dict(), "interleaved": len(models) > 1} for label, r in reports.items()}
+        del loaded
+    else:  # too big to hold together: one after the other, and the report says so
+        del loaded
+        out = {}
+        for label, ref in models.items():
+            pair = load_for_eval(recipe, ref)
+            rep = measure_latency_many({label: pair}, messages, **kw)[label].to_dict()
+            rep["warnings"].append(
+                "measured alone (the models do not fit in memory together): not interleaved"
             )
-    if labels:
-        columns, matrix = confusion_matrix(produced, refs, labels)
-        out["confusion"] = {"rows": list(labels), "columns": columns, "matrix": matrix}
+            out[label] = {**rep, "interleaved": False}
+            del pair
+            gc.collect()
+    gc.collect()
     return out
-
-
-def _labels_of(samples: Sequence[EvalSample]) -> list[str]:
-    """``meta.label`` values of the eval set; else its answers when they are few and short (a classifier)."""
-    found = sorted({s.label for s in samples if s.label})
-    if found:
-        return found
-    answers = sorted({s.expected.strip() for s in samples})
-    if 1 < len(answers) <= 20 and len(answers) * 2 <= len(samples) and all(len(a) <= 40 for a in answers):
-        return answers
-    return []
 
 
 def _primary(metrics: Sequence[str], custom: Any) -> str:
     return metrics[0] if metrics else ("custom" if custom else "exact_match")
 
 
-def _retention(results: dict[str, dict[str, Any]], base_label: str, cfg) -> dict[str, dict]:
-    """Gate every non-base model on the first benchmark (MMLU when enabled)."""
-    base = results[base_label].get("benchmarks") or {}
-    if not base:
-        return {}
-    name = next(iter(base))
+def _retention(
+    results: dict[str, dict[str, Any]],
+    mc: dict[str, dict[str, Any]],
+    losses: dict[str, dict[str, Any]],
+    base_label: str,
+    recipe: Recipe,
+) -> dict[str, dict]:
+    """Gate every non-base model on ``retention.benchmark`` (paired, same questions); add the loss shift."""
+    cfg = recipe.evaluation.retention
     out = {}
-    for label, result in results.items():
-        if label == base_label or name not in (result.get("benchmarks") or {}):
+    for label in mc:
+        if label == base_label:
+            continue
+        if base_label in losses and label in losses:
+            results[label]["general_loss"]["shift"] = loss_shift(losses[base_label], losses[label])
+            console.print(results[label]["general_loss"]["shift"]["message"], markup=False, highlight=False)
+        name = cfg.benchmark
+        if name is None or name not in mc[base_label] or name not in mc[label]:
             continue
         verdict = retention_gate(
-            base[name]["accuracy"],
-            result["benchmarks"][name]["accuracy"],
-            threshold=cfg.retention.threshold,
-            action=cfg.retention.action,
+            mc[base_label][name].correct,
+            mc[label][name].correct,
+            threshold=cfg.threshold,
+            action=cfg.action,
+            alpha=cfg.alpha,
+            power=cfg.power,
         )
         out[label] = {"benchmark": name, **verdict.to_dict()}
-        colour = "green" if verdict.passed else ("red" if verdict.status == "fail" else "yellow")
+        colour = {"pass": "green", "fail": "red", "warn": "yellow"}.get(verdict.status, "yellow")
         console.print(f"[{colour}]{label}: {verdict.message}[/]", highlight=False)
     return out
-
-
-def _sweep(
-    recipe: Recipe,
-    samples: Sequence[EvalSample],
-    benchmarks: Sequence[Benchmark],
-    base_mc: dict[str, Any],
-    *,
-    labels: Sequence[str],
-    schema: dict | None,
-) -> dict | None:
-    """Every checkpoint on the first ``sweep_samples`` eval samples and benchmark questions."""
-    cfg = recipe.evaluation
-    run_dir = Path(recipe.output_dir)
-    if not list_checkpoints(run_dir):
-        return None
-    subset = list(samples[: cfg.sweep_samples])
-    bench = benchmarks[0] if benchmarks else None
-    primary = cfg.metrics[0] if cfg.metrics else "exact_match"
-    base_benchmark = None
-    if bench is not None and bench.name in base_mc:
-        preds = base_mc[bench.name].predictions[: cfg.sweep_samples]
-        qs = bench.questions[: cfg.sweep_samples]
-        base_benchmark = sum(p == q.answer for p, q in zip(preds, qs, strict=False)) / max(len(qs), 1)
-
-    def score(path: str) -> dict[str, float]:
-        model, tokenizer = load_for_eval(recipe, path)
-        gens = generate_batch(
-            model,
-            tokenizer,
-            [s.messages for s in subset],
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.batch_size,
-            description=Path(path).name,
-            tools=[s.tools for s in subset],
-        )
-        metrics = compute_metrics(
-            [primary], [g.text for g in gens], [s.expected for s in subset], labels=labels, schema=schema
-        )
-        row = {"task": metrics.get(primary, 0.0)}
-        if bench is not None:
-            row["benchmark"] = bench.run(
-                model, tokenizer, batch_size=cfg.batch_size, limit=cfg.sweep_samples
-            ).accuracy
-        del model
-        gc.collect()
-        return row
-
-    result = run_sweep(run_dir, score, base_benchmark=base_benchmark, threshold=cfg.retention.threshold)
-    if result is not None:
-        result["task_metric"] = primary
-        result["benchmark"] = bench.name if bench is not None else None
-    return result

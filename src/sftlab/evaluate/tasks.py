@@ -1,0 +1,89 @@
+"""Task metrics of generated answers: overall, per ``meta.task``, and one confusion matrix per task.
+
+A mixed eval set (ticket JSON, review labels, identity) asks different things of different
+records, so each task is scored on its own, a metric that does not apply to a task is
+``None`` ("n/a" in the report, never a misleading 0), and each task's confusion matrix uses
+that task's labels only — ticket categories and review labels never share a matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sftlab.evaluate.metrics import compute_metrics, confusion_matrix, normalize
+from sftlab.evaluate.samples import EvalSample
+
+ALL = "all"
+"""Key of the one confusion matrix of an eval set without tasks."""
+
+
+def task_scores(
+    names: Sequence[str],
+    samples: Sequence[EvalSample],
+    produced: Sequence[str],
+    *,
+    labels: Sequence[str],
+    schema: dict | None,
+    custom: Any,
+) -> dict[str, Any]:
+    """Metrics overall and per ``meta.task``, plus a confusion matrix per task that has labels."""
+    refs = [s.expected for s in samples]
+    out: dict[str, Any] = {
+        "n": len(samples),
+        "overall": compute_metrics(names, produced, refs, labels=labels, schema=schema, custom=custom),
+    }
+    groups = task_groups(samples)
+    if len(groups) > 1:
+        out["per_task"] = {
+            task: compute_metrics(
+                names,
+                [produced[i] for i in idx],
+                [refs[i] for i in idx],
+                labels=labels,
+                schema=schema,
+                custom=custom,
+            )
+            for task, idx in groups.items()
+        }
+    confusions = {}
+    for task, idx in groups.items():
+        own = task_labels(labels, [refs[i] for i in idx])
+        if own:
+            columns, matrix = confusion_matrix([produced[i] for i in idx], [refs[i] for i in idx], own)
+            confusions[task] = {"rows": own, "columns": columns, "matrix": matrix}
+    if confusions:
+        out["confusions"] = confusions
+    return out
+
+
+def task_groups(samples: Sequence[EvalSample]) -> dict[str, list[int]]:
+    """Sample indices per ``meta.task`` (samples without one: ``"(no task)"``); one group ``all`` without tasks."""
+    tasks = sorted({s.task for s in samples if s.task})
+    if not tasks:
+        return {ALL: list(range(len(samples)))}
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(s.task or "(no task)", []).append(i)
+    return dict(sorted(groups.items()))
+
+
+def task_labels(labels: Sequence[str], references: Sequence[str]) -> list[str]:
+    """The labels that occur among a task's references, in the label set's order.
+
+    >>> task_labels(["billing", "bug", "positive", "negative"], ["Bug", "billing", "bug"])
+    ['billing', 'bug']
+    """
+    present = {normalize(r) for r in references}
+    return [label for label in labels if normalize(label) in present]
+
+
+def labels_of(samples: Sequence[EvalSample]) -> list[str]:
+    """``meta.label`` values of the eval set; else its answers when they are few and short (a classifier)."""
+    found = sorted({s.label for s in samples if s.label})
+    if found:
+        return found
+    answers = sorted({s.expected.strip() for s in samples})
+    if 1 < len(answers) <= 20 and len(answers) * 2 <= len(samples) and all(len(a) <= 40 for a in answers):
+        return answers
+    return []
