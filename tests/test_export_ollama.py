@@ -71,7 +71,7 @@ def test_modelfile_template_renders_like_the_chat_template(
         assert bos + render(modelfile.template, ollama_values(messages)) == expected
     for stop in modelfile.stops:
         assert f"PARAMETER stop {json.dumps(stop)}" in modelfile.text
-    assert modelfile.text.startswith("FROM ./m.gguf\n")
+    assert "\nFROM ./m.gguf\n" in "\n" + modelfile.text
 
 
 def test_stops_cover_every_end_of_turn_token(llama3_real_tokenizer, tokenizer):
@@ -88,6 +88,13 @@ def test_template_that_folds_the_system_prompt_into_a_user_turn_gets_a_note_not_
     assert modelfile.template is None and "TEMPLATE" not in modelfile.text
     assert modelfile.note and modelfile.text.startswith("# ")
     assert "FROM ./m.gguf" in modelfile.text
+
+
+def test_a_template_with_tools_says_the_modelfile_leaves_them_out(qwen3_tokenizer, tokenizer):
+    qwen = build_modelfile(qwen3_tokenizer, "m.gguf", end_of_turn_ids(qwen3_tokenizer))
+    assert qwen.template and "tools sent to Ollama are ignored" in qwen.note
+    assert qwen.text.startswith("# TEMPLATE covers system, user and assistant turns")
+    assert build_modelfile(tokenizer, "m.gguf", end_of_turn_ids(tokenizer)).note == ""  # SmolLM2 has no tools
 
 
 def test_default_system_prompt_of_the_template_is_kept(tokenizer):

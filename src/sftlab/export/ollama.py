@@ -182,6 +182,26 @@ def template_mismatch(
     return None
 
 
+_PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "probe_tool",
+        "description": "d",
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
+
+
+def _renders_tools(tokenizer) -> bool:
+    """Whether the chat template writes tool definitions into the prompt."""
+    messages = [{"role": "user", "content": "hi"}]
+    try:
+        with_tools = tokenizer.apply_chat_template(messages, tools=[_PROBE_TOOL], tokenize=False)
+    except Exception:  # a template that rejects tools has none to reproduce
+        return False
+    return "probe_tool" in with_tools
+
+
 def build_modelfile(
     tokenizer, gguf_name: str, stop_ids: list[int], *, adds_bos: bool = False, system: str | None = None
 ) -> Modelfile:
@@ -206,6 +226,11 @@ def build_modelfile(
                 None,
                 f"the generated TEMPLATE did not reproduce the chat template ({mismatch[:300]})",
             )
+    if template and _renders_tools(tokenizer):
+        note = (
+            "TEMPLATE covers system, user and assistant turns; the chat template's tool format is not reproduced "
+            "(Go prints JSON without Jinja's spaces and in another key order), so tools sent to Ollama are ignored"
+        )
     if template:
         lines += ['TEMPLATE """' + template + '"""', ""]
     if system:
