@@ -113,6 +113,10 @@ def test_retention_gate_is_a_paired_test_with_three_outcomes():
     assert fail.status == "fail" and "general" in fail.message
     # a significant drop within the allowed threshold passes
     assert retention_gate(*_answers(570, 300, 12, 0), threshold=0.03).status == "pass"
+    # a clear gain passes even where a 3-point drop could not be detected: the whole interval is below it
+    better = retention_gate(*_answers(570, 245, 26, 43), threshold=0.03)
+    assert better.detectable_drop > 0.03 and better.drop_ci95[1] < 0.03
+    assert better.status == "pass" and "with 95% confidence" in better.message
     # 50 questions cannot see a 3-point drop: the gate says so instead of "pass"
     small = retention_gate(*_answers(50, 25, 1, 1), threshold=0.03)
     assert (small.status, small.passed) == ("too small", False)

@@ -6,10 +6,11 @@ right, tuned wrong) against ``gains`` (the reverse), tested with the exact one-s
 test. Three outcomes:
 
 - ``warn``/``fail`` (the recipe's ``action``): the drop is significant AND above the threshold;
-- ``pass``: no significant drop above the threshold, on a set that could have shown one —
-  the smallest drop it detects (80% power) is at most the threshold;
-- ``too small``: the set cannot detect a drop of the threshold's size, so "no drop seen" means
-  nothing; the message says how large a drop it could detect.
+- ``pass``: no significant drop above the threshold, and either the drop's 95% interval lies
+  below the threshold, or the set could have shown one — the smallest drop it detects (80%
+  power) is at most the threshold;
+- ``too small``: neither: the set cannot detect a drop of the threshold's size, so "no drop
+  seen" means nothing; the message says how large a drop it could detect.
 
 >>> v = retention_gate([True] * 10 + [False] * 10, [False] * 10 + [False] * 10, threshold=0.02)
 >>> v.status, v.drop, round(v.p_value, 4)
@@ -86,12 +87,12 @@ def retention_gate(
     p = mcnemar_p(losses, gains)
     mdd = detectable_drop(n, losses + gains, alpha, power)
     base, tuned = (right_b / n, right_t / n) if n else (0.0, 0.0)
+    lo, hi = paired_drop_interval(losses, gains, n, 0.95)
     tripped = p < alpha and drop > threshold + 1e-12
     if tripped:
         status = "fail" if action == "fail" else "warn"
     else:
-        status = "pass" if mdd <= threshold + 1e-12 else TOO_SMALL
-    lo, hi = paired_drop_interval(losses, gains, n, 0.95)
+        status = "pass" if mdd <= threshold + 1e-12 or hi <= threshold else TOO_SMALL
     head = (
         f"{tuned:.1%} vs base {base:.1%} on {n} questions: drop {drop:+.1%} (95% CI {lo:+.1%} to {hi:+.1%})"
     )
@@ -101,9 +102,8 @@ def retention_gate(
             f"allowed {threshold:.1%}; {ADVICE}"
         )
     elif status == "pass":
-        message = (
-            f"retention ok: {head}; the set detects drops of {mdd:.1%} or more (threshold {threshold:.1%})"
-        )
+        sure = f"below the allowed {threshold:.1%} with 95% confidence; " if hi <= threshold else ""
+        message = f"retention ok: {head}; {sure}the set detects drops of {mdd:.1%} or more (threshold {threshold:.1%})"
     else:
         message = (
             f"retention too small to tell: {head}; this set detects drops of {mdd:.1%} or more, not the "
