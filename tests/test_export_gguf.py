@@ -127,7 +127,7 @@ def test_llama_f16_gguf_matches_the_merged_model(llama_exports, tokenizer):
     ids = tokenizer(texts[0], return_tensors="pt")["input_ids"][:, :1024]
     rel, agree, confidence, distinct = _compare(merged, exported, ids)
     assert confidence > 0.5 and distinct > 100  # peaked and input-dependent, so agreement means something
-    assert rel < 2e-3 and agree == 1.0
+    assert rel < 2e-3 and agree >= 0.998  # f16 rounding may flip a near-tie among 1,024 positions
     for text in texts[1:]:
         prompt = tokenizer(text, return_tensors="pt")["input_ids"]
         assert _greedy(exported, prompt) == _greedy(merged, prompt)
@@ -243,6 +243,13 @@ def test_llama3_tokenizer_round_trips_with_its_bos(llama3_real_tokenizer, tmp_pa
     for text in eval_texts(tok):
         assert gguf_tok(text)["input_ids"] == tok(text)["input_ids"]
     assert tok("x")["input_ids"][0] == tok.bos_token_id  # llama-bpe adds BOS, and so does the GGUF
+    from gguf import GGUFReader
+
+    fields = GGUFReader(tmp_path / "l3.gguf").fields
+    assert fields["tokenizer.ggml.pre"].contents() == "llama-bpe"
+    assert fields["tokenizer.ggml.add_bos_token"].contents() is True
+    assert fields["tokenizer.ggml.eot_token_id"].contents() == tok.convert_tokens_to_ids("<|eot_id|>")
+    assert fields["tokenizer.ggml.eos_token_id"].contents() == tok.convert_tokens_to_ids("<|end_of_text|>")
 
 
 def test_mistral_runs_on_the_llama_graph(tokenizer, tmp_path):
