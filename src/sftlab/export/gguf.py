@@ -67,7 +67,8 @@ def write_gguf(model, tokenizer, path: str | Path, quant: str = "f16", *, name: 
     arch = check_supported(config, quant)
     eot = end_of_turn_ids(tokenizer)
     vocab = build_vocab(tokenizer, config.vocab_size, eot)
-    writer = gguf.GGUFWriter(str(path), arch)
+    # Tensor data spools to a temporary file as it is converted: memory holds one tensor, not the model twice.
+    writer = gguf.GGUFWriter(str(path), arch, use_temp_file=True)
     _write_hparams(writer, config, quant, name or getattr(config, "name_or_path", "") or "model")
     _write_vocab(writer, vocab)
     result = GgufResult(str(path), arch, quant, 0, eot_ids=eot, context_length=config.max_position_embeddings)
