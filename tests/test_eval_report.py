@@ -27,9 +27,10 @@ def _mixed_samples() -> tuple[list[EvalSample], list[str]]:
         ("json", TICKET, "not json"),
     ]
     samples = [
-        EvalSample(id=f"s{i}", messages=[{"role": "user", "content": "q"}], expected=e, task=t)
+        EvalSample(id=f"s{i}", messages=[{"role": "user", "content": "q"}], expected=e, task=t,
+                   label="billing" if t == "json" else None)  # the JSON answers' category is their label
         for i, (t, e, _) in enumerate(rows)
-    ]
+    ]  # fmt: skip
     return samples, [p for _, _, p in rows]
 
 
@@ -42,7 +43,9 @@ def scores():
 
 def test_one_confusion_matrix_per_task_over_its_own_labels(scores):
     conf = scores["confusions"]
-    assert list(conf) == ["review", "ticket"]  # the JSON task has no labels, so no matrix
+    assert list(conf) == ["json", "review", "ticket"]
+    # JSON answers labelled by their category: placed by the produced JSON's category ("not json": <other>)
+    assert conf["json"]["rows"] == ["billing"] and conf["json"]["matrix"] == [[1, 1]]
     assert conf["ticket"]["rows"] == ["billing", "bug"]
     assert conf["ticket"]["matrix"] == [[1, 0, 0], [1, 1, 0]]
     assert conf["review"]["rows"] == ["negative", "positive"]

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -85,6 +86,8 @@ class LatencyReport:
     prompt_tokens: int
     max_spread: float
     warnings: list[str] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+    """Threads, cores and load average around the measurement: what a reader needs to judge the numbers."""
 
     @property
     def fit(self) -> LineFit:
@@ -122,6 +125,7 @@ class LatencyReport:
             "repeats": min((len(p.times) for p in self.points), default=0),
             "max_spread_seen": worst,
             "warnings": self.warnings,
+            "machine": self.machine,
         }
 
 
@@ -179,6 +183,7 @@ def measure_latency_many(
 ) -> dict[str, LatencyReport]:
     """Latency of every ``label: (model, tokenizer)``, measured interleaved: per point, each model in turn."""
     subjects = {label: _subject(m, tok, messages, prompt_lengths) for label, (m, tok) in models.items()}
+    load_before = _load()
     counts, lengths = sorted(set(token_counts)), sorted(set(prompt_lengths))
     for s in subjects.values():
         for _ in range(warmup):
@@ -199,13 +204,33 @@ def measure_latency_many(
                 s = subjects[label]
                 first[label][n].append(_timed_generate(s.model, s.prompts[n], 1, s.pad_id))
             turn += 1
+    machine = _machine(load_before, _load())
     out = {}
     for label, s in subjects.items():
         points = [Point(n, gen[label][n]) for n in counts]
         ttft = [Point(n, first[label][n]) for n in lengths]
-        out[label] = LatencyReport(points, ttft, int(s.chat_ids.shape[1]), max_spread)
+        out[label] = LatencyReport(points, ttft, int(s.chat_ids.shape[1]), max_spread, machine=machine)
         out[label].warnings = _warnings(out[label], repeats, max_spread)
     return out
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _machine(before: float | None, after: float | None) -> dict[str, Any]:
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "cores": cores,
+        "load_before": before,
+        "load_after": after,
+    }
 
 
 def measure_latency(model, tokenizer, messages: list[dict[str, Any]], **kwargs: Any) -> LatencyReport:
@@ -235,6 +260,14 @@ def _warnings(rep: LatencyReport, repeats: int, max_spread: float) -> list[str]:
         out.append(f"{repeats} repeat(s) per point: no median against outliers (use latency.repeats >= 3)")
     if len(rep.points) < 5:
         out.append(f"{len(rep.points)} output lengths: too few for a trustworthy fit (use 5 or more)")
+    m = rep.machine
+    load = max((x for x in (m.get("load_before"), m.get("load_after")) if x is not None), default=None)
+    if load is not None and m.get("cores") and load > m["cores"] + 0.5:
+        out.append(
+            f"load average {load:.1f} on {m['cores']} cores: other processes competed for the CPU, and "
+            f"torch's {m['torch_threads']} threads stall whenever one of them loses its core (10x slower "
+            "at times); compare models only within this interleaved pass"
+        )
     fit = rep.fit
     if fit.r2 is not None and fit.r2 < 0.95:
         out.append(

@@ -89,6 +89,9 @@ class MCResult:
             "chance": self.chance,
             "n": self.n,
             "per_subject": self.per_subject,
+            "correct": "".join(
+                "1" if c else "0" for c in self.correct
+            ),  # per question: the gate can be re-run
         }
 
 

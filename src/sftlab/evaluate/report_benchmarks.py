@@ -31,7 +31,9 @@ def benchmarks(page: HtmlReport, report: dict[str, Any]) -> None:
             "95% CI": _ci(b.get("ci95")),
             "chance": _pct(b.get("chance")),
             "n": b["n"],
-            "vs base": f"{(b['accuracy'] - base[name]['accuracy']) * 100:+.1f} pts" if name in base else NA,
+            "vs base": "—"
+            if label == report["base"]
+            else (f"{(b['accuracy'] - base[name]['accuracy']) * 100:+.1f} pts" if name in base else NA),
         }
         for label, r in report["models"].items()
         for name, b in (r.get("benchmarks") or {}).items()
@@ -139,6 +141,7 @@ def latency(page: HtmlReport, report: dict[str, Any]) -> None:
                 else NA,
                 "repeats": x["repeats"],
                 "interleaved": "yes" if x.get("interleaved") else "no",
+                "threads / cores, load": _machine(x.get("machine") or {}),
             }
         )
     page.table(rows)
@@ -146,6 +149,13 @@ def latency(page: HtmlReport, report: dict[str, Any]) -> None:
         for warning in x.get("warnings", []):
             page.text(f"{label}: {warning}", "note")
     _latency_plot(page, lat)
+
+
+def _machine(m: dict[str, Any]) -> str:
+    if not m:
+        return NA
+    loads = [f"{v:.1f}" for v in (m.get("load_before"), m.get("load_after")) if v is not None]
+    return f"{m['torch_threads']} / {m['cores']}" + (f", load {' → '.join(loads)}" if loads else "")
 
 
 def _latency_plot(page: HtmlReport, lat: list[tuple[str, dict[str, Any]]]) -> None:
@@ -188,20 +198,37 @@ def sweep(page: HtmlReport, report: dict[str, Any]) -> None:
         f"threshold, on the first {report['settings']['sweep_samples']} eval samples and benchmark questions)",
         "ok",
     )
-    final = sw.get("final_step")
-    if final is not None and final != sw["best_step"]:
+    _final_note(page, sw)
+    _sweep_plot(page, sw)
+
+
+def _final_note(page: HtmlReport, sw: dict[str, Any]) -> None:
+    """Which checkpoint final/ is and why, when training said so (train/summary.json)."""
+    final, best = sw.get("final_step"), sw["best_step"]
+    if final is None:
+        return
+    reason = sw.get("final_reason") or "chosen by training"
+    rows = {r["step"]: r for r in sw["rows"]}
+    same = (
+        final in rows
+        and best in rows
+        and all(rows[final].get(k) == rows[best].get(k) for k in ("task", "benchmark"))
+    )
+    if final == best:
+        page.text(f"final/ is checkpoint-{final}, the best trade-off too ({reason}).", "ok")
+    elif same:
         page.text(
-            f"final/ is checkpoint-{final} ({sw.get('final_reason', 'chosen by training')}), not the best "
-            f"trade-off above: training keeps the lowest eval loss, the sweep weighs the task score against "
-            f"retention. To use checkpoint-{sw['best_step']}, evaluate or export "
-            f"<run>/checkpoints/checkpoint-{sw['best_step']} instead of the run folder.",
+            f"final/ is checkpoint-{final} ({reason}); it scores the same as the best trade-off "
+            f"checkpoint-{best} on the sweep's questions.",
+            "ok",
+        )
+    else:
+        page.text(
+            f"final/ is checkpoint-{final} ({reason}), not the best trade-off above: training keeps the lowest "
+            f"eval loss, the sweep weighs the task score against retention. To use checkpoint-{best}, evaluate or "
+            f"export <run>/checkpoints/checkpoint-{best} instead of the run folder.",
             "note",
         )
-    elif final is not None:
-        page.text(
-            f"final/ is checkpoint-{final}, the best trade-off too ({sw.get('final_reason', '')}).", "ok"
-        )
-    _sweep_plot(page, sw)
 
 
 def _sweep_plot(page: HtmlReport, sw: dict[str, Any]) -> None:

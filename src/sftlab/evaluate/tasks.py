@@ -3,7 +3,9 @@
 A mixed eval set (ticket JSON, review labels, identity) asks different things of different
 records, so each task is scored on its own, a metric that does not apply to a task is
 ``None`` ("n/a" in the report, never a misleading 0), and each task's confusion matrix uses
-that task's labels only — ticket categories and review labels never share a matrix.
+that task's labels only — ticket categories and review labels never share a matrix. A record
+whose answer is JSON and whose ``meta.label`` is one of its fields (``{"category": "billing"}``
+with label ``billing``) is placed in the matrix by that field of the produced JSON.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sftlab.evaluate.metrics import compute_metrics, confusion_matrix, normalize
+from sftlab.evaluate.metrics import OTHER, compute_metrics, confusion_matrix, normalize, parse_json
 from sftlab.evaluate.samples import EvalSample
 
 ALL = "all"
@@ -47,10 +49,11 @@ def task_scores(
             for task, idx in groups.items()
         }
     confusions = {}
+    pairs = [label_pair(s, p) for s, p in zip(samples, produced, strict=True)]
     for task, idx in groups.items():
-        own = task_labels(labels, [refs[i] for i in idx])
+        own = task_labels(labels, [pairs[i][0] for i in idx])
         if own:
-            columns, matrix = confusion_matrix([produced[i] for i in idx], [refs[i] for i in idx], own)
+            columns, matrix = confusion_matrix([pairs[i][1] for i in idx], [pairs[i][0] for i in idx], own)
             confusions[task] = {"rows": own, "columns": columns, "matrix": matrix}
     if confusions:
         out["confusions"] = confusions
@@ -66,6 +69,35 @@ def task_groups(samples: Sequence[EvalSample]) -> dict[str, list[int]]:
     for i, s in enumerate(samples):
         groups.setdefault(s.task or "(no task)", []).append(i)
     return dict(sorted(groups.items()))
+
+
+def label_pair(sample: EvalSample, produced: str) -> tuple[str, str]:
+    """``(expected label, produced label)`` of one answer: the answers themselves, or for a JSON answer
+    whose label is one of its fields, that field on both sides.
+
+    >>> s = EvalSample("1", [], '{"category": "billing", "priority": "low"}', label="billing")
+    >>> label_pair(s, '{"category": "account", "priority": "low"}')
+    ('billing', 'account')
+    >>> label_pair(s, "not json")
+    ('billing', '<other>')
+    """
+    if not sample.label or normalize(sample.expected) == normalize(sample.label):
+        return sample.expected, produced
+    try:
+        want = parse_json(sample.expected)
+    except ValueError:
+        return sample.expected, produced
+    key = next(
+        (k for k, v in want.items() if isinstance(v, str) and normalize(v) == normalize(sample.label)), None
+    ) if isinstance(want, dict) else None  # fmt: skip
+    if key is None:
+        return sample.expected, produced
+    try:
+        got = parse_json(produced)
+    except ValueError:
+        return sample.label, OTHER
+    value = got.get(key) if isinstance(got, dict) else None
+    return sample.label, value if isinstance(value, str) else OTHER
 
 
 def task_labels(labels: Sequence[str], references: Sequence[str]) -> list[str]:

@@ -82,8 +82,10 @@ class RetentionSection(Section):
     """How the embedded set is scored (see ``mmlu.scoring``)."""
     k_shot: int = Field(default=0, ge=0, le=10)
     """Solved examples from the same set (never the scored questions) placed before each question."""
-    threshold: float = Field(default=0.03, ge=0, le=1)
-    """Largest allowed drop of accuracy (absolute, 0.03 = 3 points) from the base model on the same questions."""
+    threshold: float = Field(default=0.05, ge=0, le=1)
+    """Largest allowed drop of accuracy (absolute, 0.05 = 5 points) from the base model on the same questions.
+    All 570 ARC-Easy questions resolve about 3-5 points (it depends on how many answers fine-tuning moves);
+    a smaller threshold needs a larger set, or the gate reports "too small to tell"."""
     action: Literal["warn", "fail"] = "warn"
     """What a significant drop above the threshold does: ``warn`` marks it in the report; ``fail`` also makes
     ``sftlab eval`` exit non-zero."""
