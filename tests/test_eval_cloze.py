@@ -87,6 +87,14 @@ def test_recipe_gates_on_arc_easy_by_default_and_names_a_bad_set():
 
     with pytest.raises(RecipeError, match="retention.benchmark 'arc' is neither an embedded set"):
         recipe_from_dict({"name": "r", "evaluation": {"retention": {"benchmark": "arc"}}})
+    all_shots = recipe_from_dict({"name": "r", "evaluation": {"retention": {"k_shot": 2}}})
+    with pytest.raises(DataError, match="arc_easy: 2-shot needs solved examples outside the 570 scored"):
+        recipe_benchmarks(all_shots)
+    shots = recipe_benchmarks(
+        recipe_from_dict({"name": "r", "evaluation": {"retention": {"k_shot": 2, "questions": 50}}})
+    )[0]
+    scored = {q.question for q in shots.questions}
+    assert all(s.question not in scored for q in shots.questions for s in shots.shots_for(0, q))
 
 
 @pytest.mark.slow

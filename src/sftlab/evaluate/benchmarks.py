@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sftlab.errors import DataError
 from sftlab.evaluate.mmlu import load_mmlu, shot_picker, stratified_subset
 from sftlab.evaluate.multiple_choice import MCQuestion, MCResult, evaluate_questions
 from sftlab.recipe import Recipe
@@ -44,6 +45,11 @@ def build_benchmark(
 ) -> Benchmark:
     """``subset`` questions of ``pool`` (stratified by subject, seeded; 0 = all), shots from the rest."""
     chosen = stratified_subset(pool, subset, seed)
+    if k_shot and len(chosen) >= len(pool):
+        raise DataError(
+            f"{name}: {k_shot}-shot needs solved examples outside the {len(chosen)} scored questions; "
+            f"score fewer (fewer than {len(pool)}) or set k_shot: 0"
+        )
     # Interleave subjects so that a prefix (the checkpoint sweep uses one) still spans many subjects.
     seen: Counter[str] = Counter()
     rank = {}
