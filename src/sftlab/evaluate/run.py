@@ -80,30 +80,10 @@ def run_evaluation(
             "[yellow]warning:[/] evaluation.icl_k is set but no training records were given; no base+icl row"
         )
 
-    results: dict[str, dict[str, Any]] = {}
-    bad: list[dict] = []
-    mc: dict[str, dict[str, Any]] = {}
-    losses: dict[str, dict[str, Any]] = {}
+    run = _Run(recipe, samples, records, benchmarks, general, metric_kw)
     for label, ref in models.items():
-        console.print(f"evaluating [bold]{label}[/] ({ref})", highlight=False)
-        model, tokenizer = load_for_eval(recipe, ref)
-        result, produced, mc[label] = evaluate_model(
-            model, tokenizer, recipe, samples, records, benchmarks, **metric_kw
-        )
-        if general:
-            losses[label] = general_loss(model, tokenizer, general, recipe.render, batch_size=cfg.batch_size)
-            result["general_loss"] = public(losses[label])
-        results[label] = {"reference": ref, **result}
-        bad += bad_cases(label, samples, produced)
-        if label == base_label and icl is not None:
-            icl_result, icl_produced = evaluate_icl(model, tokenizer, recipe, samples, icl, **metric_kw)
-            results[label + ICL_SUFFIX] = {
-                "reference": f"{ref} + {cfg.icl_k} examples in the prompt",
-                **icl_result,
-            }
-            bad += bad_cases(label + ICL_SUFFIX, samples, icl_produced)
-        del model
-        gc.collect()
+        run.evaluate(label, ref, icl if label == base_label else None)
+    results, bad, mc, losses = run.results, run.bad, run.mc, run.losses
 
     if cfg.latency.enabled:
         for label, lat in latency_pass(recipe, models, samples).items():
@@ -127,16 +107,60 @@ def run_evaluation(
         "bad_cases": {label: sum(1 for b in bad if b["model"] == label) for label in results},
         "settings": cfg.model_dump(mode="json"),
     }
-    write_bad_cases(out_dir / "bad_cases.jsonl", bad)
-    write_json(out_dir / "report.json", report)
+    _publish(report, bad, out_dir)
+    return report
+
+
+def _publish(report: dict[str, Any], bad: list[dict], out_dir: Path) -> None:
+    """Write bad_cases.jsonl, report.json and report.html; then a failed gate (``action: fail``) raises."""
     from sftlab.evaluate.report import write_html
 
+    write_bad_cases(out_dir / "bad_cases.jsonl", bad)
+    write_json(out_dir / "report.json", report)
     write_html(report, out_dir / "report.html", bad_cases=bad)
     console.print(f"eval report: {out_dir / 'report.html'}", highlight=False)
-    failed = [v["message"] for v in retention.values() if v["status"] == "fail"]
+    failed = [v["message"] for v in report["retention"].values() if v["status"] == "fail"]
     if failed:
         raise RetentionError("; ".join(failed) + f" (report: {out_dir / 'report.html'})")
-    return report
+
+
+class _Run:
+    """What the models' evaluations collect, one model loaded at a time."""
+
+    def __init__(self, recipe, samples, records, benchmarks, general, metric_kw):
+        self.recipe, self.samples, self.records, self.benchmarks = recipe, samples, records, benchmarks
+        self.general, self.metric_kw = general, metric_kw
+        self.results: dict[str, dict[str, Any]] = {}
+        self.bad: list[dict] = []
+        self.mc: dict[str, dict[str, Any]] = {}
+        self.losses: dict[str, dict[str, Any]] = {}
+
+    def evaluate(self, label: str, ref: str, icl: IclPrompter | None) -> None:
+        """One model: task metrics, loss, benchmarks, general loss (and the in-context row when ``icl``)."""
+        cfg = self.recipe.evaluation
+        console.print(f"evaluating [bold]{label}[/] ({ref})", highlight=False)
+        model, tokenizer = load_for_eval(self.recipe, ref)
+        result, produced, self.mc[label] = evaluate_model(
+            model, tokenizer, self.recipe, self.samples, self.records, self.benchmarks, **self.metric_kw
+        )
+        if self.general:
+            self.losses[label] = general_loss(
+                model, tokenizer, self.general, self.recipe.render, batch_size=cfg.batch_size
+            )
+            result["general_loss"] = public(self.losses[label])
+        self.results[label] = {"reference": ref, **result}
+        self.bad += bad_cases(label, self.samples, produced)
+        if icl is not None:
+            icl_result, icl_produced = evaluate_icl(
+                model, tokenizer, self.recipe, self.samples, icl, **self.metric_kw
+            )
+            self.results[label + ICL_SUFFIX] = {
+                "reference": f"{ref} + {cfg.icl_k} examples in the prompt",
+                **icl_result,
+            }
+            self.bad += bad_cases(label + ICL_SUFFIX, self.samples, icl_produced)
+        del model
+        gc.collect()
 
 
 def load_for_eval(recipe: Recipe, ref: str):
