@@ -35,6 +35,8 @@ FAST = [
     "evaluation.latency.token_counts=[1, 2]",
     "evaluation.latency.prompt_lengths=[8]",
     "evaluation.latency.repeats=1",
+    "evaluation.retention.benchmark=null",
+    "evaluation.retention.general_loss.enabled=false",
 ]
 
 

@@ -65,6 +65,7 @@ evaluation:
   icl_k: 1
   mmlu: {{enabled: false}}
   multiple_choice: [{{name: toy, path: {toy}}}]
+  retention: {{benchmark: toy}}
   latency: {{token_counts: [1, 2], prompt_lengths: [8], repeats: 1}}
 """
     )
@@ -86,7 +87,7 @@ def test_run_goes_from_raw_data_to_one_report_and_skips_what_is_up_to_date(recip
     assert head["records in → kept"] == "15 → 12"
     assert "exact_match: base → fine-tuned" in head
     assert "exact_match: base + in-context examples" in head
-    assert head["toy: base → fine-tuned"].endswith(("pass)", "warn)"))
+    assert head["toy: base → fine-tuned"].endswith(("pass)", "warn)", "too small)"))
     html = (run / "report.html").read_text()
     assert "data:image/png;base64," in html
 

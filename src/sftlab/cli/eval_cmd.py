@@ -43,8 +43,9 @@ def eval_command(
     primary = report["primary_metric"]
     for label, result in report["models"].items():
         bench = ", ".join(f"{k} {v['accuracy']:.1%}" for k, v in (result.get("benchmarks") or {}).items())
+        value = result["overall"].get(primary)
         console.print(
-            f"{label:>14}: {primary} {result['overall'].get(primary, 0.0):.3f}"
+            f"{label:>14}: {primary} {'n/a' if value is None else f'{value:.3f}'}"
             + (f"  {bench}" if bench else ""),
             highlight=False,
         )
