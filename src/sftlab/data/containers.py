@@ -49,6 +49,19 @@ def is_saved_dataset(folder: Path) -> bool:
     return any((folder / f).exists() for f in ("state.json", "dataset_dict.json"))
 
 
+SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".jsonl.gz", "jsonl"),
+    (".jsonl", "jsonl"),
+    (".ndjson", "jsonl"),
+    (".json", "json"),
+    (".parquet", "parquet"),
+    (".csv", "csv"),
+    (".tsv", "tsv"),
+    (".txt", "txt"),
+)
+"""File name endings and the container each names, longest first where one ends another."""
+
+
 def container_of(path: str | Path) -> str:
     """``jsonl|json|parquet|csv|tsv|txt|hf_disk|hf_hub`` for a path (or hub name)."""
     p = Path(path)
@@ -64,16 +77,7 @@ def container_of(path: str | Path) -> str:
             f"{path}: a folder that is not a saved Hugging Face dataset (no state.json/dataset_dict.json)"
         )
     name = p.name.lower()
-    for suffix, kind in (
-        (".jsonl.gz", "jsonl"),
-        (".jsonl", "jsonl"),
-        (".ndjson", "jsonl"),
-        (".json", "json"),
-        (".parquet", "parquet"),
-        (".csv", "csv"),
-        (".tsv", "tsv"),
-        (".txt", "txt"),
-    ):
+    for suffix, kind in SUFFIXES:
         if name.endswith(suffix):
             if not p.exists():
                 raise DataError(f"{path}: file not found")

@@ -187,15 +187,12 @@ SINKS = {"jsonl": JsonlSink, "json": JsonArraySink, "csv": CsvSink, "tsv": TsvSi
 
 def sink_kind(path: str | Path) -> str:
     """Which sink writes ``path``, from its extension."""
+    from sftlab.data.containers import SUFFIXES
+
     name = Path(path).name.lower()
-    for suffix, kind in (
-        (".jsonl", "jsonl"),
-        (".ndjson", "jsonl"),
-        (".json", "json"),
-        (".parquet", "parquet"),
-        (".csv", "csv"),
-        (".tsv", "tsv"),
-    ):
+    for suffix, kind in SUFFIXES:
         if name.endswith(suffix):
+            if kind not in SINKS or suffix.endswith(".gz"):
+                break  # readable, but not a file type sftlab writes
             return kind
     raise DataError(f"{path}: cannot write this file type; use .jsonl, .json, .parquet, .csv or .tsv")
