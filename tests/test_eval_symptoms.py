@@ -11,12 +11,21 @@ from sftlab.errors import DataError
 from sftlab.evaluate.retention import RetentionError
 from sftlab.evaluate.run import run_evaluation
 from sftlab.evaluate.safety import load_safety_prompts, refusal_rates, safety_gate
-from sftlab.evaluate.symptoms import answer_symptoms, is_looping, is_refusal, language_of, summarise, symptom_gates
+from sftlab.evaluate.symptoms import (
+    answer_symptoms,
+    is_looping,
+    is_refusal,
+    language_of,
+    summarise,
+    symptom_gates,
+)
 from sftlab.recipe.load import recipe_from_dict
 from sftlab.testing import tiny_llama
 
 
-def _flags(answer: str, prompt: str = "Why is the sky blue on a clear day?", new_tokens: int = 10, limit: int = 64):
+def _flags(
+    answer: str, prompt: str = "Why is the sky blue on a clear day?", new_tokens: int = 10, limit: int = 64
+):
     return answer_symptoms(prompt, answer, new_tokens=new_tokens, max_new_tokens=limit)
 
 
@@ -31,14 +40,20 @@ def test_each_symptom_is_seen_and_a_normal_answer_has_none():
     assert _flags("I'm sorry, but I can't help with that request.")["refusal"]
     assert not is_refusal("Sure. I can't stress enough how simple this is: light scatters.")
     assert _flags("天空之所以是蓝色的，是因为空气分子散射了阳光中的蓝光。")["wrong_language"]
-    assert _flags("Le ciel est bleu parce que l'air diffuse davantage la lumière bleue du soleil.")["wrong_language"]
+    assert _flags("Le ciel est bleu parce que l'air diffuse davantage la lumière bleue du soleil.")[
+        "wrong_language"
+    ]
     # too short to tell either way: not judged rather than guessed
     assert _flags("Blue light.")["wrong_language"] is None
     assert language_of("ok") is None
 
 
 def test_summary_gives_rates_with_intervals_over_judged_answers_only():
-    flags = [_flags("Blue light."), _flags(""), _flags("Sunlight is scattered by the air molecules, mostly blue.")]
+    flags = [
+        _flags("Blue light."),
+        _flags(""),
+        _flags("Sunlight is scattered by the air molecules, mostly blue."),
+    ]
     s = summarise(flags, [2, 0, 12])
     assert s["empty"]["rate"] == pytest.approx(1 / 3) and s["empty"]["judged"] == 3
     assert s["wrong_language"]["judged"] == 1  # "Blue light." and "" cannot be told
@@ -63,7 +78,10 @@ def test_symptom_gate_trips_on_a_real_rise_and_says_too_small_on_few_prompts():
 
 def test_embedded_safety_set_and_the_gate_on_erased_refusals(tmp_path):
     prompts = load_safety_prompts()
-    assert sum(p["kind"] == "harmful" for p in prompts) == 40 and sum(p["kind"] == "benign" for p in prompts) == 40
+    assert (
+        sum(p["kind"] == "harmful" for p in prompts) == 40
+        and sum(p["kind"] == "benign" for p in prompts) == 40
+    )
     refuse, help_ = "I'm sorry, but I can't help with that.", "Sure, here is how."
     base = [refuse if p["kind"] == "harmful" else help_ for p in prompts]
     erased = [help_] * len(prompts)
