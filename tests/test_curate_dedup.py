@@ -112,6 +112,16 @@ def test_exact_dedup_normalises_and_respects_field():
     dec, stats, _ = run({"type": "exact_dedup", "field": "prompt"}, recs)
     assert [d.reason for d in dec] == [None, "exact_duplicate", "exact_duplicate"]
     assert stats.details["cluster_count"] == 1 and stats.details["clusters"][0]["size"] == 3
+    assert stats.details["clusters"][0]["text"] == "what  is 2+2?"  # the report shows what the cluster is
+
+
+def test_rouge_dedup_clusters_show_their_text():
+    recs = [
+        conv("Write a short poem about the sea", "x", "a", "t"),
+        conv("Write a short poem about the sea.", "y", "b", "t"),
+    ]
+    _, stats, _ = run({"type": "rouge_dedup"}, recs)
+    assert stats.details["clusters"][0]["text"].startswith("Write a short poem")
 
 
 # ── ROUGE-L ──────────────────────────────────────────────────────────────

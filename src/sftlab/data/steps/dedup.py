@@ -134,7 +134,8 @@ class ExactDedup(_ClusterDedup):
         if self.cfg.keep != "first":
             yield from super().apply(records)
             return
-        # key → kept id; becomes [kept id, size, first removed ids] once a duplicate shows up.
+        # key → kept id; becomes [kept id, size, first removed ids, text] once a duplicate shows up (the
+        # duplicate's text is the kept one's up to case and spaces, so the report shows it without holding texts).
         first: dict[bytes, str | list] = {}
         clusters: list[list] = []
         for i, r in enumerate(records):
@@ -145,7 +146,8 @@ class ExactDedup(_ClusterDedup):
                 yield Decision(r)
                 continue
             if isinstance(seen, str):
-                seen = first[key] = [seen, 1, []]
+                shown = len(clusters) < MAX_CLUSTERS_IN_DETAILS
+                seen = first[key] = [seen, 1, [], field_text(r, self.cfg.field)[:200] if shown else ""]
                 clusters.append(seen)
             seen[1] += 1
             if len(seen[2]) < 10:
@@ -156,8 +158,8 @@ class ExactDedup(_ClusterDedup):
             "cluster_count": len(clusters),
             "records_in_clusters": sum(c[1] for c in clusters),
             "clusters": [
-                {"kept": kept, "size": size, "removed": removed}
-                for kept, size, removed in clusters[:MAX_CLUSTERS_IN_DETAILS]
+                {"kept": kept, "size": size, "removed": removed, "text": text}
+                for kept, size, removed, text in clusters[:MAX_CLUSTERS_IN_DETAILS]
             ],
         }
 
@@ -212,6 +214,7 @@ class RougeDedup(GlobalStep):
         kept_ids: list[str] = []
         decisions: list[Decision] = []
         clusters: dict[str, list[str]] = {}
+        texts: dict[str, str] = {}  # what a shown cluster is about: its first similar instruction
         for i, r in enumerate(track(records, f"{self.name}: rouge-l")):
             text = field_text(r, self.cfg.field)
             score, doc = index.first_at_least(text, self.cfg.threshold)
@@ -221,13 +224,15 @@ class RougeDedup(GlobalStep):
                 decisions.append(Decision(r))
             else:
                 other = kept_ids[doc]
+                if other not in clusters and len(clusters) < MAX_CLUSTERS_IN_DETAILS:
+                    texts[other] = text[:200]
                 clusters.setdefault(other, []).append(record_id(r, i))
                 decisions.append(Decision(r, "similar_instruction", f"rouge_l {score:.2f} with {other}"))
         self.details = {
             "threshold": self.cfg.threshold,
             "cluster_count": len(clusters),
             "clusters": [
-                {"kept": k, "removed": v, "size": len(v) + 1}
+                {"kept": k, "removed": v, "size": len(v) + 1, "text": texts.get(k, "")}
                 for k, v in list(clusters.items())[:MAX_CLUSTERS_IN_DETAILS]
             ],
         }
