@@ -87,7 +87,7 @@ def child(args: argparse.Namespace) -> None:
         model_ref = str(save_tiny_model(tempfile.mkdtemp(prefix="bench-serve-"), embedded_tokenizer()))
     else:
         model_ref = "smollm2-135m-instruct"
-    app = create_app(model_ref, max_batch=8, max_tokens_limit=max(args.long, 16))
+    app = create_app(model_ref, served_name="x", max_batch=8, max_tokens_limit=max(args.long, 16))
     with running_server(app) as url:
         client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=3600)
         _round(client, -1, 8)  # warm-up: first calls allocate and compile kernels

@@ -55,7 +55,15 @@ FIELDS = [
     "tools",
     "response_format",
     "logprobs",
+    "top_logprobs",
+    "tool_choice",
+    "parallel_tool_calls",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
     "user",
+    "store",
+    "suffix",
 ]
 
 

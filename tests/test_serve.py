@@ -23,6 +23,7 @@ def server(tiny_model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "requests.jsonl"
     app = create_app(
         str(tiny_model_dir),
+        served_name="tiny",
         api_key=KEY,
         max_tokens_limit=64,
         max_body_bytes=20_000,
@@ -63,7 +64,7 @@ def test_models_and_health(server, client):
 
 def test_chat_completion_matches_the_model_and_counts_tokens(server, client, tokenizer):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]
-    reply = client.chat.completions.create(model="x", messages=messages, max_tokens=12, temperature=0)
+    reply = client.chat.completions.create(model="tiny", messages=messages, max_tokens=12, temperature=0)
     ids = tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, tokenize=True, return_dict=True
     )["input_ids"]
@@ -80,10 +81,10 @@ def test_chat_completion_matches_the_model_and_counts_tokens(server, client, tok
 
 def test_streaming_gives_the_same_text_in_openai_chunks(client):
     messages = [{"role": "user", "content": "Count to five."}]
-    whole = client.chat.completions.create(model="x", messages=messages, max_tokens=15, temperature=0)
+    whole = client.chat.completions.create(model="tiny", messages=messages, max_tokens=15, temperature=0)
     chunks = list(
         client.chat.completions.create(
-            model="x",
+            model="tiny",
             messages=messages,
             max_tokens=15,
             temperature=0,
@@ -100,7 +101,7 @@ def test_streaming_gives_the_same_text_in_openai_chunks(client):
 
 
 def test_sse_wire_format_ends_with_done(server):
-    body = {"model": "x", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}
     with httpx.stream(
         "POST", f"{server['url']}/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
     ) as resp:
@@ -113,39 +114,39 @@ def test_sse_wire_format_ends_with_done(server):
 
 def test_completions_use_the_raw_prompt(server, client, tokenizer):
     reply = client.completions.create(
-        model="x", prompt="The capital of France is", max_tokens=6, temperature=0
+        model="tiny", prompt="The capital of France is", max_tokens=6, temperature=0
     )
     ids = tokenizer("The capital of France is")["input_ids"]
     expected = _greedy(tokenizer, server["app"].state.worker.model, ids, 6)
     assert reply.choices[0].text == tokenizer.decode(expected, skip_special_tokens=True)
     assert reply.usage.prompt_tokens == len(ids)
     streamed = client.completions.create(
-        model="x", prompt="The capital of France is", max_tokens=6, stream=True, temperature=0
+        model="tiny", prompt="The capital of France is", max_tokens=6, stream=True, temperature=0
     )
     assert "".join(c.choices[0].text for c in streamed) == reply.choices[0].text
 
 
 def test_stop_sequences_cut_the_text_in_both_modes(client):
     messages = [{"role": "user", "content": "Tell me a story."}]
-    full = client.chat.completions.create(model="x", messages=messages, max_tokens=30, temperature=0)
+    full = client.chat.completions.create(model="tiny", messages=messages, max_tokens=30, temperature=0)
     text = full.choices[0].message.content
     assert len(text) > 10
     stop = text[5:8]
     cut = text[: text.index(stop)]
     stopped = client.chat.completions.create(
-        model="x", messages=messages, max_tokens=30, temperature=0, stop=[stop]
+        model="tiny", messages=messages, max_tokens=30, temperature=0, stop=[stop]
     )
     assert stopped.choices[0].message.content == cut
     assert stopped.choices[0].finish_reason == "stop"
     chunks = client.chat.completions.create(
-        model="x", messages=messages, max_tokens=30, temperature=0, stop=stop, stream=True
+        model="tiny", messages=messages, max_tokens=30, temperature=0, stop=stop, stream=True
     )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == cut
 
 
 def test_seeded_sampling_repeats(client):
     kwargs = dict(
-        model="x", messages=[{"role": "user", "content": "Go"}], max_tokens=10, temperature=1.0, seed=7
+        model="tiny", messages=[{"role": "user", "content": "Go"}], max_tokens=10, temperature=1.0, seed=7
     )
     first = client.chat.completions.create(**kwargs).choices[0].message.content
     assert client.chat.completions.create(**kwargs).choices[0].message.content == first
@@ -201,7 +202,7 @@ def test_malformed_requests_get_openai_style_400(server, body, param):
 
 def test_openai_client_sees_400_as_bad_request(client):
     with pytest.raises(openai.BadRequestError):
-        client.completions.create(model="x", prompt=["a", "b"], max_tokens=2)
+        client.completions.create(model="tiny", prompt=["a", "b"], max_tokens=2)
 
 
 def test_too_large_body_is_413(server):
@@ -220,7 +221,7 @@ def test_fifty_concurrent_requests_all_succeed_and_are_batched(server):
 
     async def one(prompt):
         r = await aclient.chat.completions.create(
-            model="x", messages=[{"role": "user", "content": prompt}], max_tokens=4, temperature=0
+            model="tiny", messages=[{"role": "user", "content": prompt}], max_tokens=4, temperature=0
         )
         return r.choices[0].message.content, r.usage.completion_tokens
 
@@ -249,7 +250,7 @@ def test_batched_answers_equal_answers_alone(server, client):
     prompts = ["Hi", "A much longer question about the weather in spring?", "Why?"]
     alone = [
         client.chat.completions.create(
-            model="x", messages=[{"role": "user", "content": p}], max_tokens=8, temperature=0
+            model="tiny", messages=[{"role": "user", "content": p}], max_tokens=8, temperature=0
         )
         .choices[0]
         .message.content
@@ -259,7 +260,7 @@ def test_batched_answers_equal_answers_alone(server, client):
 
     def ask(i):
         r = client.chat.completions.create(
-            model="x", messages=[{"role": "user", "content": prompts[i]}], max_tokens=8, temperature=0
+            model="tiny", messages=[{"role": "user", "content": prompts[i]}], max_tokens=8, temperature=0
         )
         results[i] = r.choices[0].message.content
 
@@ -297,7 +298,7 @@ def test_request_log_has_one_flushed_line_per_completed_request(server):
 
 
 def test_full_queue_is_429(tiny_model_dir):
-    app = create_app(str(tiny_model_dir), max_queue=2)
+    app = create_app(str(tiny_model_dir), served_name="tiny", max_queue=2)
     with running_server(app) as url:
         worker = app.state.worker
         client = openai.OpenAI(base_url=url, api_key="none", max_retries=0)
@@ -305,7 +306,7 @@ def test_full_queue_is_429(tiny_model_dir):
         done = []
         threads = [
             threading.Thread(
-                target=lambda: done.append(client.completions.create(model="x", prompt="a", max_tokens=2))
+                target=lambda: done.append(client.completions.create(model="tiny", prompt="a", max_tokens=2))
             )
             for _ in range(2)
         ]
@@ -313,7 +314,7 @@ def test_full_queue_is_429(tiny_model_dir):
             t.start()
         _wait_outstanding(worker, 2)
         with pytest.raises(openai.RateLimitError):
-            client.completions.create(model="x", prompt="b", max_tokens=2)
+            client.completions.create(model="tiny", prompt="b", max_tokens=2)
         worker.resume()
         for t in threads:
             t.join(30)

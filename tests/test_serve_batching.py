@@ -27,7 +27,9 @@ LONG = 1900
 def fresh(tiny_model_dir, tmp_path):
     """A server of its own, so the worker's counters and the request log start empty."""
     log = tmp_path / "requests.jsonl"
-    app = create_app(str(tiny_model_dir), max_tokens_limit=LONG, max_batch=8, request_log=log)
+    app = create_app(
+        str(tiny_model_dir), served_name="tiny", max_tokens_limit=LONG, max_batch=8, request_log=log
+    )
     with running_server(app) as url:
         client = openai.OpenAI(base_url=url, api_key="none", max_retries=0)
         yield SimpleNamespace(url=url, worker=app.state.worker, log=log, client=client)
@@ -105,12 +107,12 @@ def test_short_requests_are_answered_while_a_long_one_generates(fresh, tokenizer
 
     def ask_long() -> None:
         answers["long"] = client.completions.create(
-            model="x", prompt=long_prompt, max_tokens=long_tokens, temperature=0
+            model="tiny", prompt=long_prompt, max_tokens=long_tokens, temperature=0
         )
         long_done.set()
 
     def ask_short(i: int) -> None:
-        reply = client.completions.create(model="x", prompt=f"Question {i}?", max_tokens=2, temperature=0)
+        reply = client.completions.create(model="tiny", prompt=f"Question {i}?", max_tokens=2, temperature=0)
         answered_during_long.append(not long_done.is_set())
         answers[i] = reply
 
@@ -137,13 +139,13 @@ def test_a_request_joins_a_batch_that_is_already_generating(fresh, tokenizer):
     long_done = threading.Event()
 
     def ask_long() -> None:
-        client.completions.create(model="x", prompt="A long story:", max_tokens=600, temperature=0)
+        client.completions.create(model="tiny", prompt="A long story:", max_tokens=600, temperature=0)
         long_done.set()
 
     thread = _in_thread(ask_long)
     _wait(lambda: worker.stats.tokens > 0, "the long request to start generating")
     messages = [{"role": "user", "content": "Hi there!"}]
-    reply = client.chat.completions.create(model="x", messages=messages, max_tokens=5, temperature=0)
+    reply = client.chat.completions.create(model="tiny", messages=messages, max_tokens=5, temperature=0)
     assert not long_done.is_set()  # answered without waiting for the long one
     assert worker.stats.prefills == 2 and worker.stats.largest_batch == 2  # prefilled alone, decoded together
     prompt = tokenizer.apply_chat_template(
@@ -155,13 +157,13 @@ def test_a_request_joins_a_batch_that_is_already_generating(fresh, tokenizer):
 
 def test_seeded_and_streamed_requests_share_the_batch_and_keep_their_answers(fresh):
     worker, client = fresh.worker, fresh.client
-    seeded = dict(model="x", prompt="Go", max_tokens=12, temperature=1.0, seed=7)
+    seeded = dict(model="tiny", prompt="Go", max_tokens=12, temperature=1.0, seed=7)
     alone = client.completions.create(**seeded).choices[0].text
     streamed_alone = "".join(c.choices[0].text for c in client.completions.create(**seeded, stream=True))
     long_done = threading.Event()
 
     def ask_long() -> None:
-        client.completions.create(model="x", prompt="Keep going", max_tokens=600, temperature=0)
+        client.completions.create(model="tiny", prompt="Keep going", max_tokens=600, temperature=0)
         long_done.set()
 
     thread = _in_thread(ask_long)
@@ -175,17 +177,17 @@ def test_seeded_and_streamed_requests_share_the_batch_and_keep_their_answers(fre
 
 
 def test_the_time_limit_cuts_a_running_request_and_refuses_a_queued_one(tiny_model_dir):
-    app = create_app(str(tiny_model_dir), max_tokens_limit=LONG, request_timeout=1.0)
+    app = create_app(str(tiny_model_dir), served_name="tiny", max_tokens_limit=LONG, request_timeout=1.0)
     with running_server(app) as url:
         worker = app.state.worker
         client = openai.OpenAI(base_url=url, api_key="none", max_retries=0)
-        reply = client.completions.create(model="x", prompt="Once", max_tokens=LONG, temperature=0)
+        reply = client.completions.create(model="tiny", prompt="Once", max_tokens=LONG, temperature=0)
         # cut short like a max_tokens cut: finish_reason "length" and the tokens made so far
         assert reply.choices[0].finish_reason == "length"
         assert 0 < reply.usage.completion_tokens < LONG
         chunks = list(
             client.completions.create(
-                model="x",
+                model="tiny",
                 prompt="Once",
                 max_tokens=LONG,
                 temperature=0,
@@ -203,7 +205,7 @@ def test_the_time_limit_cuts_a_running_request_and_refuses_a_queued_one(tiny_mod
 
         def queued() -> None:
             try:
-                client.completions.create(model="x", prompt="late", max_tokens=2)
+                client.completions.create(model="tiny", prompt="late", max_tokens=2)
             except openai.APIStatusError as err:
                 errors.append(err)
 

@@ -27,7 +27,7 @@ def real_server(tmp_path_factory, tiny_model_dir):
     from sftlab.serve.testing import running_server
 
     log = tmp_path_factory.mktemp("serve") / "requests.jsonl"
-    with running_server(tiny_model_dir, request_log=log, max_batch=4) as url:
+    with running_server(tiny_model_dir, served_name="tiny", request_log=log, max_batch=4) as url:
         yield url, log
 
 

@@ -3,35 +3,29 @@
 Every request is read with a size limit, parsed, validated, turned into prompt
 token ids, and handed to the worker; the handler only awaits the result (or the
 client's disconnect, which cancels the job: ``serve/delivery.py``), so the event
-loop stays free while the model works. Anything the client got wrong is a 400
-with an OpenAI-style error body, never a 500.
+loop stays free while the model works. Anything the client got wrong is a 4xx
+with an OpenAI-style error body, never a 500; a field the server does not
+implement is a 400 naming it, never ignored (``serve/schemas.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
-import json
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sftlab.serve import responses as R
-from sftlab.serve.delivery import result_unless_gone, streaming_response
-from sftlab.serve.requestlog import RequestLog, body_hash
-from sftlab.serve.schemas import ApiError, ChatCompletionRequest, CompletionRequest, validate
-from sftlab.serve.worker import GenerationWorker, Job, QueueFull, Sampling, WorkerStopped
+from sftlab.serve.openai_chat import chat_completions
+from sftlab.serve.openai_text import completions
+from sftlab.serve.requestlog import RequestLog
+from sftlab.serve.schemas import ApiError
+from sftlab.serve.service import CLIENT_CLOSED, DEFAULT_MAX_TOKENS, Service
+from sftlab.serve.worker import GenerationWorker
 
-DEFAULT_MAX_TOKENS = 512
-"""``max_tokens`` when a request names none (capped by ``max_tokens_limit``)."""
-
-CLIENT_CLOSED = 499
-"""Status of a response nobody reads (nginx's "client closed request"): the request is not logged."""
+__all__ = ["CLIENT_CLOSED", "DEFAULT_MAX_TOKENS", "create_app"]
 
 
 def create_app(
@@ -52,9 +46,10 @@ def create_app(
 ) -> FastAPI:
     """Load ``model_ref`` (model, adapter or run folder) and return the app; pass ``model``/``tokenizer`` to reuse loaded ones.
 
-    ``request_timeout`` (seconds, counted from arrival) cuts a request short: one that is generating
-    ends with the text so far and ``finish_reason: "length"``, as a ``max_tokens`` cut does (its
-    answer is incomplete, not failed); one still queued gets a 503 ``request_timeout`` error.
+    The model's id (``/v1/models``) is ``served_name``, else the folder's name; requests may also
+    name it by ``model_ref`` as given. ``request_timeout`` (seconds, counted from arrival) cuts a
+    request short: one that is generating ends with the text so far and ``finish_reason:
+    "length"``, as a ``max_tokens`` cut does; one still queued gets a 503 ``request_timeout`` error.
     """
     if model is None or tokenizer is None:
         from sftlab.models import load_model, load_tokenizer, resolve_model
@@ -73,7 +68,15 @@ def create_app(
         start=False,
     )
     log = RequestLog(request_log) if request_log else None
-    context = getattr(model.config, "max_position_embeddings", None)
+    svc = Service(
+        worker,
+        name,
+        {str(model_ref)} if model_ref else set(),
+        api_key=api_key,
+        max_tokens_limit=max_tokens_limit,
+        max_body_bytes=max_body_bytes,
+        log=log,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -88,7 +91,13 @@ def create_app(
     app = FastAPI(title="sftlab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=openapi_url)
     app.state.worker = worker
     app.state.served_name = name
+    app.state.service = svc
+    _errors(app)
+    _routes(app, svc)
+    return app
 
+
+def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, err: ApiError):
         headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
@@ -103,215 +112,35 @@ def create_app(
         body = ApiError(500, f"internal error: {type(err).__name__}: {err}", type="server_error").body()
         return JSONResponse(body, status_code=500)
 
-    def check_auth(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-            raise ApiError(
-                401,
-                "missing or incorrect API key; send the header 'Authorization: Bearer <key>'",
-                code="invalid_api_key",
-            )
 
-    async def read_json(request: Request) -> Any:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
-            raise _too_large(int(declared), max_body_bytes)
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise _too_large(size, max_body_bytes)
-            chunks.append(chunk)
-        try:
-            return json.loads(b"".join(chunks))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ApiError(400, f"the request body is not valid JSON: {err}") from None
-        except RecursionError:
-            raise ApiError(400, "the request body nests JSON too deeply") from None
-
-    def sampling_of(req, max_tokens: int | None) -> Sampling:
-        if max_tokens is not None and max_tokens > max_tokens_limit:
-            raise ApiError(
-                400,
-                f"max_tokens is {max_tokens} but this server allows at most {max_tokens_limit}",
-                param="max_tokens",
-            )
-        return Sampling(
-            temperature=req.temperature,
-            top_p=req.top_p,
-            max_new_tokens=max_tokens or min(DEFAULT_MAX_TOKENS, max_tokens_limit),
-            stop=req.stops(),
-            seed=req.seed,
-        )
-
-    def check_context(prompt_ids: list[int], sampling: Sampling) -> None:
-        if not prompt_ids:
-            raise ApiError(400, "the prompt is empty", param="prompt")
-        if context and len(prompt_ids) + sampling.max_new_tokens > context:
-            raise ApiError(
-                400,
-                f"the prompt has {len(prompt_ids)} tokens; with max_tokens={sampling.max_new_tokens} it exceeds "
-                f"the model's context of {context} tokens; shorten the prompt or lower max_tokens",
-                param="messages",
-                code="context_length_exceeded",
-            )
-
-    def submit(job: Job):
-        try:
-            return worker.submit(job)
-        except QueueFull as err:
-            raise ApiError(
-                429, f"the server is busy: {err}; retry later", type="rate_limit_error", code="queue_full"
-            ) from None
-        except WorkerStopped as err:
-            raise ApiError(503, str(err), type="server_error", code="shutting_down") from None
-
-    def record(rid: str, endpoint: str, payload: Any, done, stream: bool) -> None:
-        if log:
-            log.write(
-                id=rid,
-                endpoint=endpoint,
-                body_sha256=body_hash(payload),
-                stream=stream,
-                prompt_tokens=done.prompt_tokens,
-                completion_tokens=done.completion_tokens,
-                finish_reason=done.finish_reason,
-            )
-
-    async def answer(rid: str, endpoint: str, payload: Any, job: Job, request: Request, body):
-        """Await ``job`` and return ``body(done)``; a client that left gets nothing and its job is cancelled."""
-        done = await result_unless_gone(submit(job), job, request)
-        if done is None:
-            return Response(status_code=CLIENT_CLOSED)
-        record(rid, endpoint, payload, done, False)
-        return body(done)
-
-    def streamed(
-        rid: str, endpoint: str, payload: Any, job: Job, request: Request, first: list[dict], chunk, last
-    ) -> StreamingResponse:
-        def logged(done) -> None:
-            record(rid, endpoint, payload, done, True)
-
-        return streaming_response(submit, job, request, first=first, chunk=chunk, last=last, on_done=logged)
-
-    if api_key:
+def _routes(app: FastAPI, svc: Service) -> None:
+    if svc.api_key:
 
         @app.get("/openapi.json", include_in_schema=False)
         async def openapi(request: Request) -> JSONResponse:
-            check_auth(request)
+            svc.check_auth(request)
             return JSONResponse(app.openapi())
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": name, "queued": worker.outstanding, "generating": worker.active}
+        worker = svc.worker
+        return {"status": "ok", "model": svc.name, "queued": worker.outstanding, "generating": worker.active}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
-        check_auth(request)
-        return {
-            "object": "list",
-            "data": [{"id": name, "object": "model", "created": 0, "owned_by": "sftlab"}],
-        }
+        svc.check_auth(request)
+        return {"object": "list", "data": [svc.model_card()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, request: Request) -> dict[str, Any]:
+        svc.check_auth(request)
+        svc.check_model(model_id)
+        return svc.model_card()
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
-        check_auth(request)
-        payload = await read_json(request)
-        req = validate(ChatCompletionRequest, payload)
-        sampling = sampling_of(req, req.max_completion_tokens or req.max_tokens)
-        prompt_ids = _render_chat(tokenizer, req)
-        check_context(prompt_ids, sampling)
-        rid = f"chatcmpl-{uuid.uuid4().hex}"
-        job = Job(prompt_ids, sampling)
-        if not req.stream:
-            return await answer(
-                rid,
-                "chat.completions",
-                payload,
-                job,
-                request,
-                lambda done: R.chat_completion(rid, name, done),
-            )
-        created = int(time.time())
-        with_usage = bool(req.stream_options and req.stream_options.include_usage)
-
-        def last(done):
-            yield R.chat_chunk(rid, name, created, {}, done.finish_reason)
-            if with_usage:
-                yield {**R.chat_chunk(rid, name, created, {}, None), "choices": [], "usage": R.usage(done)}
-
-        first = [R.chat_chunk(rid, name, created, {"role": "assistant", "content": ""}, None)]
-        return streamed(
-            rid,
-            "chat.completions",
-            payload,
-            job,
-            request,
-            first,
-            lambda piece: R.chat_chunk(rid, name, created, {"content": piece}, None),
-            last,
-        )
+    async def chat(request: Request):
+        return await chat_completions(svc, request)
 
     @app.post("/v1/completions")
-    async def completions(request: Request):
-        check_auth(request)
-        payload = await read_json(request)
-        req = validate(CompletionRequest, payload)
-        sampling = sampling_of(req, req.max_tokens)
-        prompt_ids = tokenizer(req.prompt_text())["input_ids"]
-        check_context(prompt_ids, sampling)
-        rid = f"cmpl-{uuid.uuid4().hex}"
-        job = Job(prompt_ids, sampling)
-        if not req.stream:
-            return await answer(
-                rid, "completions", payload, job, request, lambda done: R.text_completion(rid, name, done)
-            )
-        created = int(time.time())
-        with_usage = bool(req.stream_options and req.stream_options.include_usage)
-
-        def last(done):
-            yield R.text_chunk(rid, name, created, "", done.finish_reason)
-            if with_usage:
-                yield {**R.text_chunk(rid, name, created, "", None), "choices": [], "usage": R.usage(done)}
-
-        return streamed(
-            rid,
-            "completions",
-            payload,
-            job,
-            request,
-            [],
-            lambda piece: R.text_chunk(rid, name, created, piece, None),
-            last,
-        )
-
-    return app
-
-
-def _too_large(size: int, limit: int) -> ApiError:
-    return ApiError(
-        413,
-        f"the request body has {size}+ bytes; the limit is {limit} (--max-body-bytes)",
-        code="body_too_large",
-    )
-
-
-def _render_chat(tokenizer, req: ChatCompletionRequest) -> list[int]:
-    """Token ids of the conversation in the model's own chat template, ending with the assistant prompt."""
-    messages = [
-        {"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages
-    ]
-    if not getattr(tokenizer, "chat_template", None):
-        raise ApiError(400, "this model has no chat template; use /v1/completions with a raw prompt")
-    try:
-        enc = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True, return_dict=True
-        )
-    except Exception as err:  # templates raise their own errors for conversations they refuse (jinja)
-        raise ApiError(
-            400, f"the model's chat template refused these messages: {err}", param="messages"
-        ) from None
-    return list(enc["input_ids"])
+    async def text(request: Request):
+        return await completions(svc, request)

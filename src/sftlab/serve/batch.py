@@ -21,7 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sftlab.serve.kvcache import PaddedCache, can_reshape
-from sftlab.serve.sequence import Sequence, pick_tokens
+from sftlab.serve.logits import pick_tokens
+from sftlab.serve.sequence import Sequence
 
 
 @dataclass

@@ -64,19 +64,20 @@ def streaming_response(
     request: Request,
     *,
     first: Iterable[dict[str, Any]],
-    chunk: Callable[[str], dict[str, Any]],
+    chunk: Callable[[str, list], Iterable[dict[str, Any]]],
     last: Callable[[Completion], Iterable[dict[str, Any]]],
     on_done: Callable[[Completion], None],
 ) -> StreamingResponse:
     """Submit ``job`` now (so a full queue is still a 429) and stream it as SSE.
 
-    The body is the ``first`` events, one ``chunk`` per text piece, the ``last`` events and
-    ``[DONE]``; ``on_done`` runs once the last event is out.
+    The body is the ``first`` events, the ``chunk`` events of each text piece (with the
+    log-probabilities of its tokens), the ``last`` events and ``[DONE]``; ``on_done`` runs once the
+    last event is out.
     """
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue = asyncio.Queue()
     end = object()
-    job.on_piece = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+    job.on_piece = lambda piece, logprobs: loop.call_soon_threadsafe(pieces.put_nowait, (piece, logprobs))
     future = submit(job)
     future.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, end))
 
@@ -91,8 +92,9 @@ def streaming_response(
         try:
             for obj in first:
                 yield R.sse(obj)
-            while (piece := await pieces.get()) is not end:
-                yield R.sse(chunk(piece))
+            while (item := await pieces.get()) is not end:
+                for obj in chunk(*item):
+                    yield R.sse(obj)
             if job.cancelled.is_set() or future.cancelled():
                 return
             err = future.exception()

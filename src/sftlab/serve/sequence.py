@@ -7,7 +7,8 @@ answer is sent as soon as it is complete instead of when its longest neighbour i
 Token choice follows ``generate``: greedy is the argmax of the float32 logits; sampling scales
 by the temperature, keeps the top-p nucleus (no top-k: OpenAI's API has none) and draws — from
 the request's own random stream when it has a ``seed``, so a seeded request draws the same
-numbers whatever else is in the batch.
+numbers whatever else is in the batch. Penalties, ``logit_bias``, a grammar and log-probabilities
+are per sequence too (``serve/logits.py``, ``serve/constrain.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from sftlab.serve.logits import RowProcessor, TokenLogprob
 from sftlab.serve.text import StopScanner
 
 if TYPE_CHECKING:
+    from sftlab.serve.constrain import Grammars
     from sftlab.serve.worker import Completion, Job
 
 REASONS = ("stop", "length", "timeout", "cancelled")
@@ -27,11 +30,19 @@ REASONS = ("stop", "length", "timeout", "cancelled")
 class Sequence:
     """The state of one job while it generates; :meth:`push` takes each new token."""
 
-    def __init__(self, job: Job, tokenizer, eos_ids: set[int]):
+    def __init__(self, job: Job, tokenizer, eos_ids: set[int], grammars: Grammars | None = None):
         self.job = job
         self.tokenizer = tokenizer
         self.eos_ids = eos_ids
         self.tokens: list[int] = []
+        self.logprobs: list[TokenLogprob] = []
+        """Filled when the request asked for log-probabilities (``Sampling.logprobs`` is not None)."""
+        self._logprobs_sent = 0
+        grammar = job.sampling.grammar
+        if grammar is not None and grammars is None:
+            raise ValueError("a request with a grammar needs the worker's Grammars")
+        self.matcher = grammars.matcher(grammar) if grammar is not None else None
+        self.processor = RowProcessor(self) if RowProcessor.needed(self) else None
         self.reason: str | None = None
         self.scanner = StopScanner(list(job.sampling.stop))
         # Decoding every step costs time; only streams and stop strings need the text before the end.
@@ -50,6 +61,8 @@ class Sequence:
     def push(self, token: int) -> None:
         """Append ``token`` and decide whether the sequence is complete."""
         self.tokens.append(token)
+        if self.matcher is not None:
+            self.matcher.consume(token)
         if token in self.eos_ids:
             self.reason = "stop"
         elif self.watch_text:
@@ -74,7 +87,10 @@ class Sequence:
 
         finish = "stop" if self.reason == "stop" else "length"
         text = self.scanner.text[: self.scanner.sent]
-        return Completion(text, finish, len(self.job.prompt_ids), len(self.tokens))
+        logprobs = None
+        if self.job.sampling.logprobs is not None:
+            logprobs = [lp for lp in self.logprobs if lp.token not in self.eos_ids]
+        return Completion(text, finish, len(self.job.prompt_ids), len(self.tokens), logprobs)
 
     def sample(self, logits) -> int:
         """Draw the next token from ``logits`` (``[1, vocab]``, float32) with this request's settings."""
@@ -101,25 +117,9 @@ class Sequence:
         if self.scanner.stopped and self.reason is None:
             self.reason = "stop"
         if piece and self.job.on_piece is not None and not self.job.cancelled.is_set():
+            fresh = [lp for lp in self.logprobs[self._logprobs_sent :] if lp.token not in self.eos_ids]
+            self._logprobs_sent = len(self.logprobs)
             try:
-                self.job.on_piece(piece)
+                self.job.on_piece(piece, fresh)
             except Exception:  # the consumer is gone (its event loop closed): end this sequence only
                 self.job.cancelled.set()
-
-
-def pick_tokens(logits, seqs: list[Sequence], repetition_penalty: float | None = None) -> list[int]:
-    """The next token of every row of ``logits`` (``[rows, vocab]``), each with its sequence's settings."""
-    import torch
-
-    if repetition_penalty is not None:
-        from transformers import RepetitionPenaltyLogitsProcessor
-
-        penalise = RepetitionPenaltyLogitsProcessor(repetition_penalty)
-        for row, seq in enumerate(seqs):
-            seen = torch.tensor([seq.job.prompt_ids + seq.tokens], device=logits.device)
-            logits[row : row + 1] = penalise(seen, logits[row : row + 1])
-    tokens = logits.argmax(dim=-1).tolist()
-    for row, seq in enumerate(seqs):
-        if seq.sampled:
-            tokens[row] = seq.sample(logits[row : row + 1])
-    return tokens

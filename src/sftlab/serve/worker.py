@@ -26,6 +26,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from sftlab.serve.batch import BatchStats, DecodeBatch
+from sftlab.serve.constrain import Grammars
+from sftlab.serve.logits import TokenLogprob
 from sftlab.serve.sequence import Sequence
 
 
@@ -48,6 +50,13 @@ class Sampling:
     max_new_tokens: int = 16
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    logprobs: int | None = None
+    """None: no log-probabilities; k: each token's own plus the k most likely alternatives."""
+    grammar: str | None = None
+    """An llguidance grammar (``serve/constrain.py``) the output must match."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +65,17 @@ class Completion:
     finish_reason: str  # "stop" | "length"
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[TokenLogprob] | None = None
+    """One entry per generated token but end-of-sequence ones, when the request asked for them."""
 
 
 @dataclass
 class Job:
     prompt_ids: list[int]
     sampling: Sampling
-    on_piece: Callable[[str], None] | None = None
-    """Set for streaming: called from the worker thread with each safe-to-send text piece."""
+    on_piece: Callable[[str, list[TokenLogprob]], None] | None = None
+    """Set for streaming: called from the worker thread with each safe-to-send text piece and the
+    log-probabilities of the tokens generated since the last piece (empty unless asked for)."""
     future: Future = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set when the client is gone; the sequence leaves the batch at the next step."""
@@ -100,6 +112,8 @@ class GenerationWorker:
         self.eos_ids = _eos_ids(model, tokenizer)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self._batch = DecodeBatch(model, pad_id, repetition_penalty=_repetition_penalty(model))
+        self.vocab_size = max(len(tokenizer), int(getattr(model.config, "vocab_size", 0) or 0))
+        self.grammars = Grammars(tokenizer, self.eos_ids, self.vocab_size)
         self._queue: queue.Queue[Job] = queue.Queue()
         self._pending: collections.deque[Job] = collections.deque()
         """Jobs taken from the queue just as the worker was paused: first in line on resume."""
@@ -192,7 +206,11 @@ class GenerationWorker:
                 waited = f"it waited {self.request_timeout:g} s in the queue (--request-timeout)"
                 self._settle(job, error=RequestTimeout(f"the server is busy: {waited}; retry later"))
             else:
-                seqs.append(Sequence(job, self.tokenizer, self.eos_ids))
+                try:
+                    seqs.append(Sequence(job, self.tokenizer, self.eos_ids, self.grammars))
+                except Exception as err:  # a grammar the matcher refuses fails this request only
+                    self._batch.stats.finished["error"] += 1
+                    self._settle(job, error=err)
         if not seqs:
             return
         try:
