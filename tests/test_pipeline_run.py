@@ -88,10 +88,15 @@ def test_run_goes_from_raw_data_to_one_report_and_skips_what_is_up_to_date(recip
     assert "exact_match: base → fine-tuned" in head
     assert "exact_match: base + in-context examples" in head
     assert head["toy: base → fine-tuned"].endswith(("pass)", "warn)", "too small)"))
+    assert "symptoms of damage" in head and "refuses harmful requests: base → fine-tuned" in head
     html = (run / "report.html").read_text()
     assert "data:image/png;base64," in html
+    out = _console(capsys)  # the headline is the last thing printed, where the user looks
+    assert (
+        "headline" in out[out.index("run finished") :]
+        and "records in → kept" in out.split("run finished")[-1]
+    )
 
-    capsys.readouterr()
     assert main(["run", str(recipe)]) == 0
     assert _console(capsys).count("up to date, skipped") == 5
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sftlab.pipeline.headline import headline_rows
 from sftlab.recipe import Recipe
 from sftlab.report import HtmlReport
 from sftlab.utils.atomic import write_json
@@ -45,39 +46,8 @@ def collect(run_dir: Path) -> dict[str, Any]:
 
 
 def headline(data: dict[str, Any]) -> dict[str, Any]:
-    """The numbers a user looks at first: kept data, loss, task metric and MMLU before → after."""
-    out: dict[str, Any] = {}
-    cur = data.get("curation")
-    if cur:
-        out["records in → kept"] = f"{cur['records_in']} → {cur['kept']}"
-    train = data.get("training")
-    if train:
-        if train.get("train_loss_tail", train.get("train_loss")) is not None:
-            out["train loss (last 10% of steps)"] = round(
-                train.get("train_loss_tail", train.get("train_loss")), 4
-            )
-        if train.get("eval_loss") is not None:
-            out["best eval loss"] = round(train["eval_loss"], 4)
-    ev = data.get("evaluation")
-    if ev:
-        primary, base = ev["primary_metric"], ev["base"]
-        tuned = next((label for label in ev["models"] if label not in (base,) and "icl" not in label), None)
-        models = ev["models"]
-
-        def metric(label: str) -> float | None:
-            return models[label]["overall"].get(primary) if label in models else None
-
-        if tuned and metric(base) is not None and metric(tuned) is not None:
-            out[f"{primary}: base → fine-tuned"] = f"{metric(base):.3f} → {metric(tuned):.3f}"
-        icl = next((label for label in models if "icl" in label), None)
-        if icl and metric(icl) is not None:
-            out[f"{primary}: base + in-context examples"] = f"{metric(icl):.3f}"
-        for verdict in (ev.get("retention") or {}).values():
-            delta = verdict["tuned"] - verdict["base"]
-            out[f"{verdict['benchmark']}: base → fine-tuned"] = (
-                f"{verdict['base']:.3f} → {verdict['tuned']:.3f} ({delta * 100:+.1f} pts, {verdict['status']})"
-            )
-    return out
+    """The numbers a user looks at first (see :mod:`sftlab.pipeline.headline`), as ``{what: value}``."""
+    return {what: value for what, value, _ in headline_rows(data)}
 
 
 def write_run_report(run_dir: Path, recipe: Recipe) -> Path:
@@ -85,7 +55,9 @@ def write_run_report(run_dir: Path, recipe: Recipe) -> Path:
     data = collect(run_dir)
     data["name"] = recipe.name
     data["recipe"] = recipe.model_dump(mode="json")
-    data["headline"] = headline(data)
+    rows = headline_rows(data)
+    data["headline"] = {what: value for what, value, _ in rows}
+    data["headline_rows"] = [list(row) for row in rows]
     write_json(run_dir / "report.json", data)
     page = HtmlReport(
         f"sftlab run — {recipe.name}",

@@ -90,7 +90,21 @@ def run_pipeline(
         state.mark_done(run_dir, name, stage_fp, summary)
         console.print(f"[green]✓ {name}[/green] in {summary['seconds']:.0f}s")
     console.print(f"[bold]run finished[/bold] in {time.perf_counter() - started:.0f}s → {run_dir}")
+    if STAGES[last] == "report":
+        _print_headline(run_dir)
     return ctx.summaries
+
+
+def _print_headline(run_dir: Path) -> None:
+    """The run's headline table at the end of the terminal output, where the user looks."""
+    import json
+
+    from sftlab.pipeline.headline import print_headline
+
+    report = run_dir / "report.json"
+    if report.is_file():
+        rows = json.loads(report.read_text(encoding="utf-8")).get("headline_rows") or []
+        print_headline([tuple(r) for r in rows], console)
 
 
 def _stage_inputs(ctx: RunContext, name: str) -> Any:
