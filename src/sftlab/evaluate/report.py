@@ -42,12 +42,14 @@ def add_sections(
     """Append the evaluation sections to ``page``; the ``sftlab run`` report has a Summary of its own, so
     this one is titled apart unless the page is the evaluation's alone."""
     from sftlab.evaluate import report_benchmarks as rb
+    from sftlab.evaluate.endpoint_parity import section as parity_section
 
     _summary(page, report, summary_title)
     _task_table(page, report)
     _confusion(page, report)
     rb.benchmarks(page, report)
     rb.latency(page, report)
+    parity_section(page, report)
     _worst_loss(page, report)
     _bad_cases(page, report, bad_cases)
     rb.sweep(page, report)

@@ -20,7 +20,8 @@ def benchmarks(page: HtmlReport, report: dict[str, Any]) -> None:
     """Accuracy with its 95% interval and chance level per benchmark, then the paired gate, then the loss shift."""
     base = report["models"][report["base"]].get("benchmarks") or {}
     loss_rows = _general_loss_rows(report)
-    if not base and not loss_rows:
+    na_rows = _not_measured_rows(report)
+    if not base and not loss_rows and not na_rows:
         return
     page.section("Benchmarks and retention")
     rows = [
@@ -38,7 +39,11 @@ def benchmarks(page: HtmlReport, report: dict[str, Any]) -> None:
         for label, r in report["models"].items()
         for name, b in (r.get("benchmarks") or {}).items()
     ]
-    page.table(rows)
+    page.table(rows + [{"model": r["model"], "benchmark": r["what"], "accuracy": NA} for r in na_rows
+                       if r["what"] not in ("loss", "general_loss")])  # fmt: skip
+    if na_rows:
+        page.heading("Not measured (n/a), and why")
+        page.table(na_rows)
     gate = [
         {
             "model": label,
@@ -66,6 +71,15 @@ def benchmarks(page: HtmlReport, report: dict[str, Any]) -> None:
         page.heading("Loss on held-out general instructions (token mean)")
         page.table(loss_rows)
     _subjects(page, report, base)
+
+
+def _not_measured_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a model (an endpoint) could not be measured on, with the reason: n/a, never a 0 or a gap."""
+    return [
+        {"model": label, "what": what, "reason": why}
+        for label, r in report["models"].items()
+        for what, why in (r.get("not_measured") or {}).items()
+    ]
 
 
 def _general_loss_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,10 +131,16 @@ def _subjects(page: HtmlReport, report: dict[str, Any], base: dict[str, Any]) ->
 
 def latency(page: HtmlReport, report: dict[str, Any]) -> None:
     """The fit with R² (3+ points only), decode speed with its spread across repeats, TTFT per prompt length."""
-    lat = [(label, r["latency"]) for label, r in report["models"].items() if r.get("latency")]
-    if not lat:
+    every = [(label, r["latency"]) for label, r in report["models"].items() if r.get("latency")]
+    lat = [(label, x) for label, x in every if x.get("kind") != "streamed"]
+    streamed = [(label, x) for label, x in every if x.get("kind") == "streamed"]
+    if not every:
         return
     page.section("Latency")
+    if streamed:
+        _streamed(page, streamed)
+    if not lat:
+        return
     rows = []
     for label, x in lat:
         lo, hi = x["tokens_per_s_range"]
@@ -149,6 +169,39 @@ def latency(page: HtmlReport, report: dict[str, Any]) -> None:
         for warning in x.get("warnings", []):
             page.text(f"{label}: {warning}", "note")
     _latency_plot(page, lat)
+
+
+def _streamed(page: HtmlReport, streamed: list[tuple[str, dict[str, Any]]]) -> None:
+    """Endpoints: TTFT and time per token from streamed answers to eval prompts (median, quartiles, range)."""
+
+    def ms(s: dict[str, Any] | None) -> str:
+        if not s:
+            return NA
+        return f"{s['median_s'] * 1e3:.1f} (IQR {s['q1_s'] * 1e3:.1f}-{s['q3_s'] * 1e3:.1f}, range " \
+               f"{s['min_s'] * 1e3:.1f}-{s['max_s'] * 1e3:.1f})"  # fmt: skip
+
+    page.heading("Endpoints: streamed answers to eval prompts")
+    page.table(
+        [
+            {
+                "model": label,
+                "TTFT ms, median": ms(x["ttft"]),
+                "ms / token, median": ms(x["s_per_token"]),
+                "tokens/s": NA if x["tokens_per_s"] is None else x["tokens_per_s"],
+                "prompts × repeats": f"{x['prompts']} × {x['repeats']}",
+                "tokens per answer (median)": x["tokens_median"],
+            }
+            for label, x in streamed
+        ]
+    )
+    page.text(
+        "Measured one request at a time over HTTP, so they include the network and the server's queue; "
+        "local models below are timed in-process on forced token counts: compare endpoints with endpoints.",
+        "note",
+    )
+    for label, x in streamed:
+        for warning in x.get("warnings", []):
+            page.text(f"{label}: {warning}", "note")
 
 
 def _machine(m: dict[str, Any]) -> str:

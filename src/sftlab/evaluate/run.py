@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from sftlab.data.record import Record
-from sftlab.errors import ModelError
+from sftlab.errors import ModelError, SftlabError
 from sftlab.evaluate.badcases import bad_cases, write_bad_cases
 from sftlab.evaluate.benchmarks import Benchmark, recipe_benchmarks
+from sftlab.evaluate.endpoint import is_endpoint, ref_of
 from sftlab.evaluate.general_loss import general_loss, load_general_records, loss_shift, public
 from sftlab.evaluate.generation import generate_batch
 from sftlab.evaluate.icl import IclPrompter
@@ -37,11 +38,12 @@ ICL_SUFFIX = "+icl"
 
 
 def default_models(recipe: Recipe) -> dict[str, str]:
-    """The base model, plus the run's trained model when ``<output_dir>/final`` exists."""
+    """The base model, the run's trained model when ``<output_dir>/final`` exists, and the recipe's endpoints."""
     models = {BASE: recipe.model.name}
     run_dir = Path(recipe.output_dir)
     if (run_dir / "final").is_dir():
         models["fine-tuned"] = str(run_dir)
+    models.update({e.label: ref_of(e) for e in recipe.evaluation.endpoints})
     return models
 
 
@@ -52,12 +54,14 @@ def run_evaluation(
     *,
     models: dict[str, str] | None = None,
     train_records: list[Record] | None = None,
+    parity: Sequence[tuple[str, str]] = (),
 ) -> dict:
     """Evaluate ``models`` (label → reference) on ``eval_records``; write and return the report.
 
     Writes ``out_dir/report.json``, ``report.html`` and ``bad_cases.jsonl``. With
     ``evaluation.retention.action: fail`` a tripped gate raises
-    :class:`RetentionError` after everything is written.
+    :class:`RetentionError` after everything is written. ``parity`` adds (model, endpoint) label pairs
+    to ``evaluation.parity``.
     """
     cfg = recipe.evaluation
     out_dir = Path(out_dir)
@@ -80,13 +84,17 @@ def run_evaluation(
             "[yellow]warning:[/] evaluation.icl_k is set but no training records were given; no base+icl row"
         )
 
+    pairs = _parity_pairs(cfg, parity, models)
+    served = {e for _, e, _ in pairs}
     run = _Run(recipe, samples, records, benchmarks, general, metric_kw)
     for label, ref in models.items():
-        run.evaluate(label, ref, icl if label == base_label else None)
+        with_icl = label == base_label or (is_endpoint(ref) and label not in served)
+        run.evaluate(label, ref, icl if with_icl else None)
     results, bad, mc, losses = run.results, run.bad, run.mc, run.losses
 
-    if cfg.latency.enabled:
-        for label, lat in latency_pass(recipe, models, samples).items():
+    local = {label: ref for label, ref in models.items() if not is_endpoint(ref)}
+    if cfg.latency.enabled and local:
+        for label, lat in latency_pass(recipe, local, samples).items():
             results[label]["latency"] = lat
     retention = _retention(results, mc, losses, base_label, recipe)
     sweep = None
@@ -104,6 +112,7 @@ def run_evaluation(
         "models": results,
         "retention": retention,
         "sweep": sweep,
+        "parity": _parity(pairs, results, samples, recipe, metric_kw),
         "bad_cases": {label: sum(1 for b in bad if b["model"] == label) for label in results},
         "settings": cfg.model_dump(mode="json"),
     }
@@ -138,6 +147,22 @@ class _Run:
     def evaluate(self, label: str, ref: str, icl: IclPrompter | None) -> None:
         """One model: task metrics, loss, benchmarks, general loss (and the in-context row when ``icl``)."""
         cfg = self.recipe.evaluation
+        if is_endpoint(ref):
+            from sftlab.evaluate.endpoint_run import evaluate_endpoint
+
+            rows, bad, self.mc[label] = evaluate_endpoint(
+                self.recipe,
+                label,
+                ref,
+                self.samples,
+                self.benchmarks,
+                icl=icl,
+                general=bool(self.general),
+                metric_kw=self.metric_kw,
+            )
+            self.results.update(rows)
+            self.bad += bad
+            return
         console.print(f"evaluating [bold]{label}[/] ({ref})", highlight=False)
         model, tokenizer = load_for_eval(self.recipe, ref)
         result, produced, self.mc[label] = evaluate_model(
@@ -237,6 +262,10 @@ def evaluate_icl(
     produced = [g.text for g in gens]
     result = task_scores(cfg.metrics, samples, produced, **metric_kw)
     result["icl_k"] = cfg.icl_k
+    result["answers"] = [
+        {"id": s.id, "expected": s.expected, "produced": p, "new_tokens": g.new_tokens}
+        for s, p, g in zip(samples, produced, gens, strict=True)
+    ]
     return result, produced
 
 
@@ -278,6 +307,33 @@ def latency_pass(recipe: Recipe, models: dict[str, str], samples: Sequence[EvalS
             gc.collect()
     gc.collect()
     return out
+
+
+def _parity_pairs(
+    cfg, extra: Sequence[tuple[str, str]], models: dict[str, str]
+) -> list[tuple[str, str, int]]:
+    """``(model, endpoint, shown)`` from ``evaluation.parity`` and ``--parity``; labels checked before any work."""
+    pairs = [(p.model, p.endpoint, p.shown) for p in cfg.parity] + [(m, e, 10) for m, e in extra]
+    unknown = sorted({label for m, e, _ in pairs for label in (m, e) if label not in models})
+    if unknown:
+        raise SftlabError(
+            f"evaluation.parity / --parity: {', '.join(unknown)} is not among the models to evaluate "
+            f"({', '.join(models)}); use labels from --models or evaluation.endpoints"
+        )
+    return pairs
+
+
+def _parity(pairs, results, samples, recipe: Recipe, metric_kw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parity entries (see :mod:`sftlab.evaluate.endpoint_parity`), each also printed as one line."""
+    from sftlab.evaluate.endpoint_parity import parity_report
+
+    if not pairs:
+        return []
+    primary = _primary(recipe.evaluation.metrics, metric_kw["custom"])
+    entries = parity_report(pairs, results, samples, metric=primary, seed=recipe.seed, **metric_kw)
+    for p in entries:
+        console.print(p["message"], markup=False, highlight=False)
+    return entries
 
 
 def _primary(metrics: Sequence[str], custom: Any) -> str:

@@ -111,6 +111,9 @@ class LatencySection(Section):
     max_spread: float = Field(default=0.25, gt=0)
     """Warn when a point's repeats spread more than this share of their median ((max - min) / median):
     the machine was busy and the numbers are not to be trusted."""
+    endpoint_prompts: int = Field(default=8, ge=1)
+    """Eval prompts streamed to each endpoint (each ``repeats`` times) for its time to first token and
+    time per token: an endpoint cannot be told to generate an exact token count, so it is timed on real answers."""
 
     @field_validator("token_counts")
     @classmethod
@@ -148,6 +151,31 @@ def custom_metric_problem(spec: str) -> str | None:
     return None
 
 
+class EndpointSection(Section):
+    label: str = Field(min_length=1)
+    """Name of the endpoint's row in the report (and what ``--models`` and ``parity`` name it by)."""
+    url: str = Field(pattern=r"^https?://")
+    """Base URL of an OpenAI-compatible API, up to ``/v1`` (``http://127.0.0.1:8000/v1``)."""
+    model: str | None = None
+    """Model name sent with every request; default: the first model the endpoint lists."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the API key (the key itself never goes into a recipe, report or log);
+    when it is unset no key is sent, as a local server without one expects."""
+    timeout_s: float = Field(default=120.0, gt=0)
+    """Seconds one request may take before it counts as failed."""
+    concurrency: int = Field(default=4, ge=1)
+    """Requests in flight at once (answers and benchmark scoring); latency is always measured one at a time."""
+
+
+class ParitySection(Section):
+    model: str
+    """Label of the model evaluated in-process (``fine-tuned``, or a ``--models`` label)."""
+    endpoint: str
+    """Label of the same model behind an endpoint (an ``endpoints`` label or a ``--models`` endpoint label)."""
+    shown: int = Field(default=10, ge=0)
+    """Differing answers listed in the report (the first ones, in eval order)."""
+
+
 class EvaluationSection(Section):
     metrics: list[MetricName] = Field(default_factory=lambda: ["exact_match"])
     """Task metrics on generated answers of the eval split."""
@@ -183,10 +211,24 @@ class EvaluationSection(Section):
     """Extra multiple-choice sets scored like MMLU."""
     retention: RetentionSection = Field(default_factory=RetentionSection)
     latency: LatencySection = Field(default_factory=LatencySection)
+    endpoints: list[EndpointSection] = Field(default_factory=list)
+    """OpenAI-compatible endpoints evaluated beside the local models (a hosted model, or this run served by
+    ``sftlab serve``, llama.cpp or vLLM): same answers, metrics and bad cases; latency from streaming."""
+    parity: list[ParitySection] = Field(default_factory=list)
+    """Deployment parity: pairs of the same model in-process and behind an endpoint; the report gives the share
+    of identical greedy answers, the metric difference with its interval and the first answers that differ."""
     sweep: bool = True
     """Evaluate every checkpoint in ``<run>/checkpoints/`` and mark the best trade-off."""
     sweep_samples: int = Field(default=64, ge=1)
     """Eval records (and retention-benchmark questions) used per checkpoint in the sweep, to keep it fast."""
+
+    @model_validator(mode="after")
+    def _endpoint_labels_unique(self) -> EvaluationSection:
+        labels = [e.label for e in self.endpoints]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ValueError(f"endpoints: label(s) {', '.join(twice)} used more than once")
+        return self
 
     @model_validator(mode="after")
     def _gate_names_a_set(self) -> EvaluationSection:

@@ -1,0 +1,105 @@
+"""One endpoint's evaluation, the rows a local model gets: answers and task metrics, bad cases,
+benchmarks (when it scores given text), streamed latency, and its in-context row.
+
+What an endpoint cannot measure is listed under ``not_measured`` with the reason, and the report
+shows n/a there: the per-record loss and the general-instruction loss need the chat template to
+find the answer tokens, which an endpoint does not expose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sftlab.evaluate.badcases import bad_cases
+from sftlab.evaluate.endpoint import Endpoint, endpoint_section, generate, stream_latency
+from sftlab.evaluate.endpoint_logprobs import run_benchmarks
+from sftlab.evaluate.icl import IclPrompter
+from sftlab.evaluate.samples import EvalSample
+from sftlab.evaluate.tasks import task_scores
+from sftlab.recipe import Recipe
+from sftlab.utils.progress import console
+
+LOSS_NA = (
+    "an endpoint gives log-probabilities of text, not of the answer tokens its own chat template places; "
+    "not measured"
+)
+
+
+def connect(recipe: Recipe, label: str, ref: str) -> Endpoint:
+    """The client for ``ref``, with the recipe's settings for ``label`` (key variable, timeout, concurrency)."""
+    return Endpoint(label, endpoint_section(label, ref, recipe.evaluation.endpoints))
+
+
+def evaluate_endpoint(
+    recipe: Recipe,
+    label: str,
+    ref: str,
+    samples: Sequence[EvalSample],
+    benchmarks: Sequence[Any],
+    *,
+    icl: IclPrompter | None,
+    general: bool,
+    metric_kw: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], list[dict], dict[str, Any]]:
+    """``(report rows by label, bad cases, {benchmark: MCResult})`` of one endpoint (and its ``+icl`` row)."""
+    cfg = recipe.evaluation
+    endpoint = connect(recipe, label, ref)
+    console.print(f"evaluating [bold]{label}[/] ({endpoint.ref})", highlight=False)
+    result, produced = _answers(endpoint, recipe, samples, [s.messages for s in samples], metric_kw)
+    mc, na = run_benchmarks(endpoint, benchmarks)
+    result["benchmarks"] = {name: r.to_dict() for name, r in mc.items()}
+    result["loss"] = {"mean": None, "records": 0, "skipped": 0, "worst": []}
+    not_measured = {"loss": LOSS_NA, **na}
+    if general:
+        not_measured["general_loss"] = LOSS_NA
+    for what, why in na.items():
+        console.print(f"[yellow]{label}: {what} n/a:[/] {why}", highlight=False)
+    if cfg.latency.enabled:
+        lat = cfg.latency
+        result["latency"] = stream_latency(
+            endpoint,
+            [s.messages for s in samples[: lat.endpoint_prompts]],
+            max_new_tokens=cfg.max_new_tokens,
+            repeats=lat.repeats,
+            warmup=lat.warmup,
+            max_spread=lat.max_spread,
+        )
+    rows = {label: {"reference": endpoint.ref, "endpoint": True, **result, "not_measured": not_measured}}
+    bad = bad_cases(label, samples, produced)
+    if icl is not None:
+        icl_result, icl_produced = _answers(
+            endpoint, recipe, samples, [icl.messages(s) for s in samples], metric_kw
+        )
+        rows[label + "+icl"] = {
+            "reference": f"{endpoint.ref} + {cfg.icl_k} examples in the prompt",
+            "endpoint": True,
+            **icl_result,
+            "icl_k": cfg.icl_k,
+        }
+        bad += bad_cases(label + "+icl", samples, icl_produced)
+    return rows, bad, mc
+
+
+def _answers(
+    endpoint: Endpoint,
+    recipe: Recipe,
+    samples: Sequence[EvalSample],
+    prompts: list[list[dict[str, Any]]],
+    metric_kw: dict[str, Any],
+) -> tuple[dict[str, Any], list[str]]:
+    cfg = recipe.evaluation
+    gens = generate(
+        endpoint,
+        prompts,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=recipe.seed,
+        tools=[s.tools for s in samples],
+    )
+    produced = [g.text for g in gens]
+    result = task_scores(cfg.metrics, samples, produced, **metric_kw)
+    result["answers"] = [
+        {"id": s.id, "expected": s.expected, "produced": p, "new_tokens": g.new_tokens}
+        for s, p, g in zip(samples, produced, gens, strict=True)
+    ]
+    return result, produced
