@@ -120,3 +120,40 @@ def test_until_stops_and_changed_training_inputs_never_resume_old_checkpoints(re
     assert "come from other inputs" in _console(capsys)
     second = json.loads((run / "train" / "summary.json").read_text())
     assert second["steps"] == 4 and not second.get("resumed_from")
+
+
+def test_ablate_trains_raw_curated_random_and_a_fraction_and_compares_them_on_the_same_sets(
+    recipe, tmp_path, capsys
+):
+    assert main(["ablate", str(recipe), "--fractions", "0.5"]) == 0
+    out = tmp_path / "run" / "ablation"
+    summary = json.loads((out / "report.json").read_text())
+    rows = {r["variant"]: r for r in summary["variants"]}
+    assert list(rows) == ["base", "raw", "curated", "random", "curated-50%"]
+    assert rows["raw"]["records"] == 15 and rows["curated"]["records"] == 12  # the 3 duplicates removed
+    assert rows["random"]["records"] == 12 and rows["curated-50%"]["records"] == 6
+    for name in ("raw", "random", "curated-50%"):
+        assert (out / name / "final").is_dir() and (out / name / "recipe.resolved.yaml").is_file()
+        assert "p_value" in rows[name]["vs_curated"]
+        lo, hi = rows[name]["exact_match_ci95"]
+        assert lo <= rows[name]["exact_match"] <= hi
+        assert rows[name]["retention"]["benchmark"] == "toy"
+    assert len(summary["findings"]) == 4  # base, raw, random, 50% each against curated
+    html = (out / "report.html").read_text()
+    assert "Does curation pay?" in html and "Symptoms of a damaged model" in html
+    console = _console(capsys)
+    assert "ablation" in console and "curated-50%" in console
+
+    # a variant is a run folder `sftlab eval` reopens; a second ablation reuses what is trained
+    assert main(["eval", str(out / "random" / "recipe.resolved.yaml")]) == 0
+    assert main(["ablate", str(recipe), "--variants", "raw,curated"]) == 0
+    assert "raw: trained already, skipped" in _console(capsys)
+
+
+def test_ablate_bad_options_are_one_line(recipe, capsys):
+    assert main(["ablate", str(recipe), "--variants", "raw,cleaned"]) == 1
+    assert "--variants cleaned: unknown" in _console(capsys)
+    assert main(["ablate", str(recipe), "--fractions", "half"]) == 1
+    assert "--fractions half: not numbers" in _console(capsys)
+    assert main(["ablate", str(recipe), "--fractions", "1.5"]) == 1
+    assert "each must be between 0 and 1" in _console(capsys)

@@ -14,6 +14,7 @@ import typer
 
 from sftlab import __version__
 from sftlab.cli import (
+    ablate_cmd,
     curate_cmd,
     data_cmd,
     docs_cmd,
@@ -42,6 +43,7 @@ data_cmd.app.command("synth")(synth_cmd.synth)
 data_cmd.app.command("curate")(curate_cmd.curate)
 data_cmd.app.command("preview")(preview_cmd.preview)
 app.command("run")(run_cmd.run)
+app.command("ablate")(ablate_cmd.ablate)
 app.command("train")(train_cmd.train)
 app.command("doctor")(train_cmd.doctor)
 app.command("eval")(eval_cmd.eval_command)
