@@ -42,12 +42,15 @@ def add_sections(
     """Append the evaluation sections to ``page``; the ``sftlab run`` report has a Summary of its own, so
     this one is titled apart unless the page is the evaluation's alone."""
     from sftlab.evaluate import report_benchmarks as rb
+    from sftlab.evaluate import report_symptoms as rs
     from sftlab.evaluate.endpoint_parity import section as parity_section
 
     _summary(page, report, summary_title)
     _task_table(page, report)
     _confusion(page, report)
     rb.benchmarks(page, report)
+    rs.symptoms(page, report)
+    rs.safety(page, report)
     rb.latency(page, report)
     parity_section(page, report)
     _worst_loss(page, report)
@@ -69,6 +72,10 @@ def _summary(page: HtmlReport, report: dict[str, Any], title: str) -> None:
     for label, verdict in report["retention"].items():
         css = {"pass": "ok", "fail": "err"}.get(verdict["status"], "note")
         page.text(f"{label}: {verdict['message']}", css)
+    from sftlab.evaluate.report_symptoms import summary_lines
+
+    for text, css in summary_lines(report):
+        page.text(text, css)
     for label, r in report["models"].items():
         shift = (r.get("general_loss") or {}).get("shift")
         if shift:

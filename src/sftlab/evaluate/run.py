@@ -28,6 +28,7 @@ from sftlab.evaluate.metrics import load_custom_metric, load_schema
 from sftlab.evaluate.retention import RetentionError, retention_gate
 from sftlab.evaluate.samples import EvalSample, to_samples
 from sftlab.evaluate.sweep import run_checkpoint_sweep
+from sftlab.evaluate.symptoms_run import SymptomChecks, tripped
 from sftlab.evaluate.tasks import labels_of, task_scores
 from sftlab.recipe import Recipe
 from sftlab.utils.atomic import write_json
@@ -87,6 +88,7 @@ def run_evaluation(
     pairs = _parity_pairs(cfg, parity, models)
     served = {e for _, e, _ in pairs}
     run = _Run(recipe, samples, records, benchmarks, general, metric_kw)
+    run.checks = _symptom_checks(recipe, general)
     for label, ref in models.items():
         with_icl = label == base_label or (is_endpoint(ref) and label not in served)
         run.evaluate(label, ref, icl if with_icl else None)
@@ -102,6 +104,7 @@ def run_evaluation(
         sweep = run_checkpoint_sweep(
             recipe, samples, benchmarks, mc.get(base_label, {}), load_for_eval, **metric_kw
         )
+    symptoms, safety = run.checks.report(base_label) if run.checks else (None, None)
     report = {
         "name": recipe.name,
         "base": base_label,
@@ -113,6 +116,8 @@ def run_evaluation(
         "retention": retention,
         "sweep": sweep,
         "parity": _parity(pairs, results, samples, recipe, metric_kw),
+        "symptoms": symptoms,
+        "safety": safety,
         "bad_cases": {label: sum(1 for b in bad if b["model"] == label) for label in results},
         "settings": cfg.model_dump(mode="json"),
     }
@@ -129,6 +134,7 @@ def _publish(report: dict[str, Any], bad: list[dict], out_dir: Path) -> None:
     write_html(report, out_dir / "report.html", bad_cases=bad)
     console.print(f"eval report: {out_dir / 'report.html'}", highlight=False)
     failed = [v["message"] for v in report["retention"].values() if v["status"] == "fail"]
+    failed += tripped(report.get("symptoms"), report.get("safety"))
     if failed:
         raise RetentionError("; ".join(failed) + f" (report: {out_dir / 'report.html'})")
 
@@ -143,6 +149,7 @@ class _Run:
         self.bad: list[dict] = []
         self.mc: dict[str, dict[str, Any]] = {}
         self.losses: dict[str, dict[str, Any]] = {}
+        self.checks: SymptomChecks | None = None
 
     def evaluate(self, label: str, ref: str, icl: IclPrompter | None) -> None:
         """One model: task metrics, loss, benchmarks, general loss (and the in-context row when ``icl``)."""
@@ -174,6 +181,9 @@ class _Run:
             )
             result["general_loss"] = public(self.losses[label])
         self.results[label] = {"reference": ref, **result}
+        if self.checks is not None:
+            prompts = [_last_user(s.messages) for s in self.samples]
+            self.checks.collect(label, model, tokenizer, prompts, result["answers"])
         self.bad += bad_cases(label, self.samples, produced)
         if icl is not None:
             icl_result, icl_produced = evaluate_icl(
@@ -307,6 +317,35 @@ def latency_pass(recipe: Recipe, models: dict[str, str], samples: Sequence[EvalS
             gc.collect()
     gc.collect()
     return out
+
+
+def _symptom_checks(recipe: Recipe, general: list[Record]) -> SymptomChecks | None:
+    """The symptom and safety checks, reading the general prompts even when the general loss is off."""
+    cfg = recipe.evaluation
+    if not (cfg.symptoms.enabled or cfg.safety.enabled):
+        return None
+    if not general and cfg.symptoms.enabled and cfg.symptoms.general_prompts:
+        gl = cfg.retention.general_loss
+        general = load_general_records(gl.path, cfg.symptoms.general_prompts)
+    return SymptomChecks(recipe, general)
+
+
+def _last_user(messages: Sequence[dict[str, Any]]) -> str:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+
+
+def _parity(pairs, results, samples, recipe: Recipe, metric_kw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parity entries (see :mod:`sftlab.evaluate.endpoint_parity`), each also printed as one line."""
+    from sftlab.evaluate.endpoint_parity import parity_report
+
+    if not pairs:
+        return []
+    primary = _primary(recipe.evaluation.metrics, metric_kw["custom"])
+    kw = {k: v for k, v in metric_kw.items() if k in ("labels", "schema", "custom")}
+    entries = parity_report(pairs, results, samples, metric=primary, seed=recipe.seed, **kw)
+    for p in entries:
+        console.print(p["message"], markup=False, highlight=False)
+    return entries
 
 
 def _parity_pairs(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from sftlab.recipe.base import Section
+from sftlab.recipe.sections.symptoms import SafetySection, SymptomsSection
 
 MetricName = Literal[
     "exact_match",
@@ -211,6 +212,8 @@ class EvaluationSection(Section):
     """Extra multiple-choice sets scored like MMLU."""
     retention: RetentionSection = Field(default_factory=RetentionSection)
     latency: LatencySection = Field(default_factory=LatencySection)
+    symptoms: SymptomsSection = Field(default_factory=SymptomsSection)
+    safety: SafetySection = Field(default_factory=SafetySection)
     endpoints: list[EndpointSection] = Field(default_factory=list)
     """OpenAI-compatible endpoints evaluated beside the local models (a hosted model, or this run served by
     ``sftlab serve``, llama.cpp or vLLM): same answers, metrics and bad cases; latency from streaming."""
