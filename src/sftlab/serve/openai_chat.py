@@ -43,7 +43,7 @@ def _grammar(svc: Service, req: ChatCompletionRequest, syntax: str | None) -> st
     """The grammar the reply must match: a forced tool call or the requested JSON, else None."""
     grammars = svc.worker.grammars
     fmt = req.response_format
-    forced = T.forced_grammar(req, syntax) if syntax else None
+    forced = T.forced_grammar(req, syntax, svc.tokenizer) if syntax else None
     if forced and fmt and fmt.type != "text":
         raise ApiError(
             400, "response_format cannot be combined with a forced tool_choice", param="response_format"

@@ -21,10 +21,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sftlab.serve.constrain import JSON_OPTIONS
 from sftlab.serve.schemas import ApiError, ChatCompletionRequest
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _HERMES = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_EMPTY_THINK = re.compile(r"^\s*<think>\s*</think>")
+"""The empty reasoning block Qwen3 writes before its calls when it does not think: not content."""
 _PROBE = [{"role": "user", "content": "hi"}]
 _PROBE_TOOL = {"type": "function", "function": {"name": "probe_tool_xyz", "parameters": {"type": "object"}}}
 
@@ -124,7 +127,7 @@ def tool_dicts(req: ChatCompletionRequest) -> list[dict[str, Any]] | None:
     return [tool.model_dump(exclude_none=True, by_alias=True) for tool in req.tools]
 
 
-def forced_grammar(req: ChatCompletionRequest, syntax: str) -> str | None:
+def forced_grammar(req: ChatCompletionRequest, syntax: str, tokenizer) -> str | None:
     """The Lark grammar of one call when ``tool_choice`` demands one (``required`` or a named function)."""
     choice = req.tool_choice
     if choice in (None, "auto", "none") or not req.tools:
@@ -151,10 +154,19 @@ def forced_grammar(req: ChatCompletionRequest, syntax: str) -> str | None:
         }
         for f in tools
     ]
-    schema = json.dumps(options[0] if len(options) == 1 else {"anyOf": options})
+    schema = options[0] if len(options) == 1 else {"anyOf": options}
+    schema = json.dumps({**schema, "x-guidance": JSON_OPTIONS})  # compact JSON, as for response_format
     if syntax == "hermes":
-        return f'start: "{OPEN}\\n" call "\\n{CLOSE}"\ncall: %json {schema}\n'
+        return f'start: {_lark_literal(tokenizer, OPEN)} "\\n" call "\\n" {_lark_literal(tokenizer, CLOSE)}\ncall: %json {schema}\n'
     return f"start: %json {schema}\n"
+
+
+def _lark_literal(tokenizer, marker: str) -> str:
+    """``marker`` in Lark: the token itself when the vocabulary has it as one (llguidance's ``<[id]>``)."""
+    token = tokenizer.convert_tokens_to_ids(marker)
+    if isinstance(token, int) and token != tokenizer.unk_token_id and tokenizer.decode([token]) == marker:
+        return f"<[{token}]>"
+    return json.dumps(marker)
 
 
 def parse_calls(text: str, syntax: str | None) -> tuple[str | None, list[ParsedCall]]:
@@ -162,7 +174,7 @@ def parse_calls(text: str, syntax: str | None) -> tuple[str | None, list[ParsedC
     if syntax == "hermes" and OPEN in text:
         calls = [_call(body, "arguments") for body in _HERMES.findall(text)]
         if calls and all(calls):
-            content = (text[: text.index(OPEN)] + _after_last(text)).strip()
+            content = _EMPTY_THINK.sub("", text[: text.index(OPEN)] + _after_last(text)).strip()
             return content or None, calls
     elif syntax == "json":
         call = _call(text.strip().removeprefix("<|python_tag|>"), "parameters")
