@@ -55,7 +55,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from sftlab.data.embeddings import load_embedder
-    from sftlab.data.steps.scoring import answer_losses
+    from sftlab.data.steps.perplexity import answer_losses
     from sftlab.models import load_model, load_tokenizer
 
     records = synthetic_records(args.n)

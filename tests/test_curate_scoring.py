@@ -14,15 +14,9 @@ import torch
 from sftlab.data.judge import Judge, parse_rating, render_prompt
 from sftlab.data.record import Conversation, Meta, TextRecord, Turn
 from sftlab.data.steps.base import StepStats
+from sftlab.data.steps.perplexity import answer_losses, encode_pair, model_scores
 from sftlab.data.steps.registry import build_step, build_steps
-from sftlab.data.steps.scoring import (
-    answer_losses,
-    encode_pair,
-    format_checks,
-    heuristic_scores,
-    model_scores,
-    moving_ttr,
-)
+from sftlab.data.steps.scoring import format_checks, heuristic_scores, moving_ttr
 from sftlab.errors import RecipeError, SftlabError
 
 
@@ -404,3 +398,67 @@ def test_min_score_on_an_unknown_score_is_a_recipe_error():
     step = build_step({"type": "score", "signals": ["heuristic"], "min_score": 0.5, "score_key": "heuristc"})
     with pytest.raises(RecipeError, match="'heuristc' has no value on any record; known scores: diversity"):
         list(step.run([conv("q", "a")], StepStats("score")))
+
+
+# ── packed scoring, every turn or the last ─────────────────────────────────
+
+MULTI = [
+    Conversation(
+        system="Be brief.",
+        turns=[
+            Turn("user", "Hi"),
+            Turn("assistant", "Hello, how can I help?"),
+            Turn("user", "Name a colour."),
+            Turn("assistant", "Blue."),
+        ],
+    ),
+    conv(
+        "Write a haiku about rain", "Grey clouds gather low\nsoft rain on the tin rooftop\nthe gutters murmur"
+    ),
+    TextRecord("Plain text for continued pre-training."),
+    conv("Explain " + "why " * 30, "Because it is so, and for no other reason at all."),
+    Conversation(turns=[Turn("user", "unanswered")]),
+]
+
+
+@pytest.mark.parametrize("turns", ["last", "all"])
+def test_packed_scores_equal_padded_scores(tokenizer, tiny_model, turns):
+    packed = answer_losses(
+        tiny_model, tokenizer, MULTI, turns=turns, packed=True, batch_size=2, max_length=256
+    )
+    padded = answer_losses(
+        tiny_model, tokenizer, MULTI, turns=turns, packed=False, batch_size=3, max_length=256
+    )
+    for (c1, b1), (c2, b2) in zip(packed, padded, strict=True):
+        assert (c1 is None) == (c2 is None) and (b1 is None) == (b2 is None)
+        for x, y in ((c1, c2), (b1, b2)):
+            if x is not None:
+                assert x == pytest.approx(y, abs=1e-4)
+    assert packed[4] == (None, None)
+
+
+def test_all_turns_is_the_training_loss_and_differs_from_the_last_turn(tokenizer, tiny_model):
+    from sftlab.render import render_record
+
+    record = MULTI[0]
+    ((cond_all, bare_all),) = answer_losses(tiny_model, tokenizer, [record], turns="all")
+    ((cond_last, _),) = answer_losses(tiny_model, tokenizer, [record], turns="last")
+    sample = render_record(record, tokenizer)
+    labels = torch.tensor([sample.labels])
+    assert (labels != -100).sum() > len(tokenizer("Blue.", add_special_tokens=False)["input_ids"]) + 1
+    with torch.no_grad():  # the model's own loss over the training labels (every assistant turn)
+        reference = tiny_model(input_ids=torch.tensor([sample.input_ids]), labels=labels).loss.item()
+    assert cond_all == pytest.approx(reference, abs=1e-4)
+    assert cond_all != pytest.approx(cond_last, abs=1e-3)
+    assert bare_all is not None
+
+
+def test_models_without_position_ids_are_scored_padded(tokenizer, keyword_lm, tiny_model):
+    from sftlab.data.steps.perplexity import supports_packing
+
+    model, _ = keyword_lm
+    assert not supports_packing(model) and supports_packing(tiny_model)
+    step = build_step({"type": "score", "signals": ["perplexity"], "turns": "all"})
+    step.lm = (tiny_model, tokenizer)
+    list(step.run([conv("Hi", "Hello there.")], StepStats("score")))
+    assert step.details["model_scoring"] == {"turns": "all", "packed": True}

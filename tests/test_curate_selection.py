@@ -8,9 +8,12 @@ import pytest
 from sftlab.data.embeddings import LMEmbedder, load_embedder, mean_pairwise_distance, minilm_dir
 from sftlab.data.record import Conversation, Meta, TextRecord, Turn
 from sftlab.data.steps.base import StepStats
+from sftlab.data.steps.diversity import cluster_keys
+from sftlab.data.steps.domains import domain_quotas
+from sftlab.data.steps.ranking import combined_scores
 from sftlab.data.steps.registry import build_step
-from sftlab.data.steps.selection import group_caps, score_function
-from sftlab.errors import RecipeError
+from sftlab.data.steps.selection import group_caps, has_answer, score_function
+from sftlab.errors import DataError, RecipeError
 
 
 def rec(id: str, prompt: str, answer: str, score: float | None, task: str | None = None) -> Conversation:
@@ -98,7 +101,7 @@ def test_budget_keeps_the_best_and_rejects_the_rest_as_over_budget(minilm):
     records = [
         rec(name, q, a, score) for (name, q, a), score in zip(TOPICS, [0.2, 0.9, 0.5, 0.7, 0.1], strict=True)
     ]
-    reasons, stats = select(records, minilm, budget=3)
+    reasons, stats = select(records, minilm, budget=3, max_similarity=0.9)
     assert reasons == {
         "tides": None,
         "chess": None,
@@ -108,7 +111,8 @@ def test_budget_keeps_the_best_and_rejects_the_rest_as_over_budget(minilm):
     }
     assert stats.details["selected"] == 3 and stats.details["score_cutoff"] == 0.5
     spread = stats.details["embedding_spread"]
-    assert 0.5 < spread["selected"] <= 2.0 and 0.5 < spread["input_sample"] <= 2.0
+    assert 0.5 < spread["selected"] <= 2.0 and 0.5 < spread["pool"] <= 2.0
+    assert spread["more_diverse_than_random"] is None  # 3 of 5: a random subset is mostly the same records
 
 
 def test_near_identical_records_are_not_both_selected(minilm):
@@ -133,7 +137,7 @@ def test_too_similar_records_do_not_use_up_the_budget(minilm):
         for i in range(4)
     ]
     records.append(rec("other", "Translate 'hello' into French.", "Bonjour.", 0.1))
-    reasons, _ = select(records, minilm, budget=2, max_similarity=0.8)
+    reasons, _ = select(records, minilm, budget=2, max_similarity=0.8, per_cluster=None)
     assert reasons["dup0"] is None and reasons["other"] is None
     assert [reasons[f"dup{i}"] for i in (1, 2, 3)] == ["too_similar"] * 3
 
@@ -161,7 +165,7 @@ def test_records_without_the_score_go_last_and_text_records_are_selectable(minil
             "Plain text about volcanoes and lava.", meta=Meta(id="text", extra={"scores": {"heuristic": 0.5}})
         ),
     ]
-    reasons, stats = select(records, minilm, budget=2)
+    reasons, stats = select(records, minilm, budget=2, max_similarity=0.9)
     assert reasons == {"text": None, "scored": None, "unscored": "over_budget"}
     assert stats.details["unscored"] == 1
 
@@ -206,3 +210,142 @@ def test_a_score_missing_everywhere_is_a_recipe_error():
         RecipeError, match="'judge_quality' is missing on every record.*known scores: heuristic"
     ):
         list(step.run(records, StepStats("select")))
+
+
+# ── diversity that is real, clusters, domains, empty answers ────────────────
+
+# 12 paraphrases of one question (scored high) and 12 unrelated questions (scored low)
+SAME = [
+    f"{lead} bake sourdough bread at home{end}"
+    for lead in ("How do I", "How can I", "What is the way to")
+    for end in ("?", " easily?", " as a beginner?", " step by step?")
+]
+OTHER = [
+    "Why does the ocean have tides?",
+    "What is castling in chess?",
+    "How do I reverse a list in Python?",
+    "When is the income tax deadline in the United States?",
+    "Who painted the Mona Lisa?",
+    "How do vaccines train the immune system?",
+    "What causes the northern lights?",
+    "Translate 'good morning' into Japanese.",
+    "What is the capital of Australia?",
+    "How does a refrigerator keep food cold?",
+    "Name three symptoms of dehydration.",
+    "Explain what a black hole is.",
+]
+
+
+def _pool():
+    records = [
+        rec(f"same{i}", q, "Mix, proof overnight and bake hot.", 0.9 - i / 100) for i, q in enumerate(SAME)
+    ]
+    records += [rec(f"other{i}", q, "A short factual answer.", 0.3 - i / 100) for i, q in enumerate(OTHER)]
+    return records
+
+
+def test_a_selection_less_diverse_than_random_fails_or_warns(minilm):
+    # a ceiling that lets paraphrases through: the ranking alone takes ten of the twelve
+    with pytest.raises(DataError, match="not more diverse than a random subset.*on_not_diverse: warn"):
+        select(_pool(), minilm, budget=10, max_similarity=0.99)
+    _, stats = select(_pool(), minilm, budget=10, max_similarity=0.99, on_not_diverse="warn")
+    spread = stats.details["embedding_spread"]
+    assert spread["more_diverse_than_random"] is False
+    assert spread["selected"] < spread["random_same_size"]
+    assert "not more diverse" in stats.details["warning"]
+
+
+def test_auto_ceiling_spreads_the_selection_beyond_random(minilm):
+    reasons, stats = select(_pool(), minilm, budget=10, pool_factor=3, on_not_diverse="fail")
+    spread = stats.details["embedding_spread"]
+    assert spread["more_diverse_than_random"] is True and spread["selected"] > spread["random_same_size"]
+    assert sum(reasons[f"same{i}"] is None for i in range(len(SAME))) == 1  # one of the paraphrases
+    assert stats.details["ceiling"]["value"] < 0.9
+    assert stats.rejected["too_similar"] >= len(SAME) - 1
+
+
+def test_segments_of_one_source_conversation_count_as_one_cluster(minilm):
+    records = [
+        rec(f"roleplay_{k}", f"Continue the story, part {k}.", f"Chapter {k} of the tale.", 1 - k / 100)
+        for k in range(5)
+    ]
+    records += [rec(f"{name}_0", q, a, 0.5) for name, q, a in TOPICS]
+    reasons, stats = select(records, minilm, max_similarity=None)
+    assert [reasons[f"roleplay_{k}"] for k in range(5)] == [None] + ["cluster_quota"] * 4
+    assert stats.details["source_clusters"]["largest_in_selection"] == 1
+    reasons, _ = select(records, minilm, max_similarity=None, per_cluster=2)
+    assert sum(reasons[f"roleplay_{k}"] is None for k in range(5)) == 2
+    reasons, _ = select(records, minilm, max_similarity=None, cluster_by="none")
+    assert set(reasons.values()) == {None}
+
+
+def test_cluster_keys_read_split_ids_parents_and_not_numberings():
+    assert cluster_keys(["a_0", "a_3", "b_1", "c"]) == ["a", "a", "b", "c"]
+    assert cluster_keys(["x_0", "y_0"], ["p", None]) == ["p", "y"]
+    numbered = [f"row_{i}" for i in range(200)]  # a numbering, not one 200-segment chat
+    assert cluster_keys(numbered) == numbered
+
+
+def test_an_empty_final_answer_never_reaches_selection(minilm):
+    records = [
+        rec("empty", "Explain tides.", "", 0.99),
+        rec("dots", "Explain castling.", " ... ", 0.98),
+        rec("short", "What is 2+2?", "4", 0.1),
+        Conversation(
+            turns=[
+                Turn("user", "Write a poem."),
+                Turn("assistant", "Roses are red."),
+                Turn("user", "More"),
+                Turn("assistant", ""),
+            ],
+            meta=Meta(id="last-empty", extra={"scores": {"heuristic": 0.97}}),
+        ),
+    ]
+    reasons, stats = select(records, minilm, max_similarity=None)
+    assert reasons == {
+        "empty": "empty_answer",
+        "dots": "empty_answer",
+        "short": None,
+        "last-empty": "empty_answer",
+    }
+    assert stats.rejected == {"empty_answer": 3}
+    assert has_answer(rec("tool", "q", "", None)) is False
+
+
+def test_domain_shares_are_reported_and_kept_with_stratify(minilm):
+    code = [
+        rec(f"code{i}", f"Write a function {i}", f"```python\ndef f{i}(x):\n    return x * {i}\n```", 0.2)
+        for i in range(6)
+    ]
+    prose = [
+        rec(f"prose{i}", q, a + " " + "More words to make this a paragraph of prose. " * 3, 0.9)
+        for i, (_, q, a) in enumerate(TOPICS)
+    ]
+    records = code + prose  # 6 code, 5 prose
+    _, stats = select(records, None, budget=4, score="heuristic", max_similarity=None)
+    domains = stats.details["domains"]
+    assert domains["code"]["pool"] == 6 and domains["code"]["selected"] == 0  # the ranking alone drops code
+    assert (
+        domains["code"]["pool_share"] == pytest.approx(54.5) and domains["prose"]["selected_share"] == 100.0
+    )
+    reasons, stats = select(
+        records, None, budget=4, score="heuristic", max_similarity=None, stratify="domain"
+    )
+    assert (
+        stats.details["domains"]["code"]["selected"] == 2
+        and stats.details["domains"]["prose"]["selected"] == 2
+    )
+    assert stats.rejected["domain_quota"] >= 1
+    assert domain_quotas({"code": 6, "prose": 5}, 4) == {"code": 2, "prose": 2}
+
+
+def test_auto_score_ranks_each_record_within_its_domain():
+    scores = [{"heuristic": 0.9}, {"heuristic": 0.8}, {"heuristic": 0.3}, {"heuristic": 0.2}]
+    assert combined_scores(scores) == [1.0, 0.6667, 0.3333, 0.0]
+    # code answers score lower on prose heuristics; ranked among themselves the best code ties the best prose
+    assert combined_scores(scores, ["prose", "prose", "code", "code"]) == [1.0, 0.0, 1.0, 0.0]
+    # IFD >= 1 ranks last; judge ratings join in
+    both = combined_scores(
+        [{"ifd": 0.9, "judge_quality": 10}, {"ifd": 1.2, "judge_quality": 9}, {"ifd": 0.4}]
+    )
+    assert both == [1.0, 0.0, 0.5]

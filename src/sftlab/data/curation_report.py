@@ -174,15 +174,8 @@ def render_html(data: dict[str, Any], before: array, after: array, title: str) -
         page.figure(_bar_figure(data["labels"], "kept records per label"), "Label distribution")
 
     page.section("Diversity")
-    div = dict(data["diversity"])
-    spreads = {
-        s["step"]: s["details"]["embedding_spread"]
-        for s in data["steps"]
-        if "embedding_spread" in s["details"]
-    }
-    if spreads:
-        div["embedding_spread"] = json.dumps(spreads)
-    page.table([div])
+    page.table([dict(data["diversity"])])
+    _selection_sections(page, data)
 
     _cluster_sections(page, data)
     if data.get("splits"):
@@ -238,3 +231,37 @@ def _cluster_sections(page: HtmlReport, data: dict[str, Any]) -> None:
                     for k, v in s["details"]["eval_sets"].items()
                 ]
             )
+
+
+def _selection_sections(page: HtmlReport, data: dict[str, Any]) -> None:
+    """Per select step: spread vs random vs pool, and the domain and script shares (pool vs selection)."""
+    selects = [s for s in data["steps"] if "domains" in s["details"]]
+    page.section("Domains")
+    if not selects:
+        page.text("no select step ran: domains are measured on the pool and the selection of a select step")
+    for s in selects:
+        d = s["details"]
+        spread = d.get("embedding_spread")
+        if spread:
+            verdict = spread.get("more_diverse_than_random")
+            page.heading(f"{s['step']}: spread ({spread['measure']})")
+            page.table(
+                [
+                    {
+                        "selection": spread["selected"],
+                        "random subset, same size": spread["random_same_size"],
+                        "pool": spread["pool"],
+                        "more diverse than random": "not checked" if verdict is None else verdict,
+                    }
+                ]
+            )
+            if verdict is False:
+                page.text(d.get("warning", "the selection is not more diverse than random"), "err")
+        if d.get("ceiling"):
+            page.text(
+                f"similarity ceiling {d['ceiling']['value']} (calibrated on the best {d['ceiling']['calibrated_on']} records)"
+            )
+        page.heading(f"{s['step']}: domains, pool vs selection (stratify: {d.get('stratify', 'none')})")
+        page.table([{"domain": k, **v} for k, v in d["domains"].items()])
+        page.heading(f"{s['step']}: scripts, pool vs selection")
+        page.table([{"script": k, **v} for k, v in d.get("scripts", {}).items()])

@@ -15,9 +15,16 @@ Score names written:
 ``diversity``      moving-average type-token ratio of the answer
 ``format``         share of formatting checks passed
 ``perplexity``     exp(mean NLL of the answer tokens given the prompt)
-``ifd``            loss(answer | prompt) / loss(answer alone) (:func:`answer_losses`)
+``ifd``            loss(answer | prompt) / loss(answer alone)
+                   (:func:`~sftlab.data.steps.perplexity.answer_losses`)
 ``judge_<aspect>`` the LLM judge's 1-10 rating (``judge_quality``, ``judge_complexity``)
 =================  ==========================================================
+
+Which answer tokens are scored is explicit: ``turns: last`` (default) the last
+assistant turn, ``turns: all`` every token training learns (all assistant
+turns); the step's details record the choice. Sequences are packed like
+training's (:mod:`sftlab.data.steps.losses`) unless the model cannot take
+``position_ids``.
 
 IFD (instruction-following difficulty, the "cherry data" method): if the
 instruction makes the answer no easier to predict (IFD near or above 1), the
@@ -30,13 +37,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from sftlab.data.record import Conversation, Record
 from sftlab.data.steps.base import Decision, GlobalStep
+from sftlab.data.steps.losses import supports_packing
+from sftlab.data.steps.perplexity import answer_losses, model_scores
 from sftlab.errors import RecipeError
-from sftlab.utils.progress import track
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -45,6 +52,7 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W_]+", re.UNICODE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
 _HEADER = re.compile(r"^\s*#{1,6}\s+\S", re.MULTILINE)
+_FENCED = re.compile(r"^\s*(```|~~~).*?(^\s*\1|\Z)", re.MULTILINE | re.DOTALL)
 LENGTH_TARGET_WORDS = 200
 DIVERSITY_WINDOW = 50
 
@@ -92,16 +100,24 @@ def moving_ttr(tokens: list[str], window: int = DIVERSITY_WINDOW) -> float:
     return total / ((len(tokens) - window + 1) * window)
 
 
+def _prose_only(text: str) -> str:
+    """``text`` without fenced code blocks (private until ``text.prose_only`` is shared).
+
+    >>> _prose_only("Intro\\n```py\\nx = 1\\nx = 1\\n```\\nEnd")
+    'Intro\\n\\nEnd'
+    """
+    return _FENCED.sub("", text) if ("```" in text or "~~~" in text) else text
+
+
 def format_checks(text: str, n_words: int) -> dict[str, bool]:
     """Formatting signals of a good answer; the ``format`` score is the share that pass."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    long_lines = [ln for ln in lines if len(ln) > 20]
+    prose_lines = [ln.strip() for ln in _prose_only(text).splitlines() if len(ln.strip()) > 20]
     stripped = text.rstrip()
     return {
         # an unclosed ``` fence usually means a truncated answer
         "balanced_fences": text.count("```") % 2 == 0,
-        # copy-paste or generation loops repeat whole lines
-        "no_repeated_lines": len(set(long_lines)) == len(long_lines),
+        # copy-paste or generation loops repeat whole lines (code repeats lines legitimately: prose only)
+        "no_repeated_lines": len(set(prose_lines)) == len(prose_lines),
         # answers cut mid-sentence end in a letter or comma, not . ! ? ) ``` etc.
         "clean_ending": not stripped or stripped[-1] in ".!?。！？)]}\"'`*>:;" or n_words <= 8,
         # long answers read better with lists, headers, code or paragraphs
@@ -135,183 +151,6 @@ def heuristic_scores(record: Record) -> dict[str, float]:
     # formed", which must not make up for it saying almost nothing.
     parts["heuristic"] = math.sqrt(parts["length"]) * (parts["diversity"] + parts["format"]) / 2
     return {k: round(v, 4) for k, v in parts.items()}
-
-
-# ── model-based: perplexity and IFD ─────────────────────────────────────────
-
-
-def _hf_messages(conv: Conversation) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = [{"role": "system", "content": conv.system}] if conv.system else []
-    for turn in conv.turns:
-        msg: dict[str, Any] = {"role": turn.role, "content": turn.content}
-        if turn.tool_calls:
-            msg["tool_calls"] = [
-                {"type": "function", "id": c.id, "function": {"name": c.name, "arguments": c.arguments}}
-                for c in turn.tool_calls
-            ]
-        if turn.tool_call_id:
-            msg["tool_call_id"] = turn.tool_call_id
-        messages.append(msg)
-    return messages
-
-
-def _render(tokenizer, messages: list[dict[str, Any]], tools=None) -> tuple[str, str]:
-    """(prompt text ending in the generation prompt, answer text) for the last assistant turn."""
-    prompt = tokenizer.apply_chat_template(
-        messages[:-1], tools=tools, add_generation_prompt=True, tokenize=False
-    )
-    full = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
-    if not full.startswith(prompt):
-        raise ValueError("the chat template renders the prompt differently inside the full conversation")
-    return prompt, full[len(prompt) :].rstrip()
-
-
-@dataclass
-class _Pair:
-    """Token ids of one record: its context, the unconditional context, and the answer."""
-
-    prompt: list[int]
-    bare: list[int]
-    answer: list[int]
-
-
-def encode_pair(tokenizer, record: Record, max_length: int = 1024) -> _Pair | None:
-    """Split a record into context and answer tokens, rendered the way training will see them.
-
-    The answer is the last assistant turn (its template tokens included, e.g.
-    ``<|im_end|>``); the context is everything before it plus the generation
-    prompt. The *bare* context is the same template with an empty user turn —
-    identical role headers and default system prompt, no instruction — so the
-    IFD ratio isolates what the instruction itself contributes. A text record
-    has only the bare context (IFD undefined). ``None`` when there is no answer.
-    """
-    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-    # a token to predict the first answer token from when there is no context
-    start = [t for t in (tokenizer.bos_token_id, tokenizer.eos_token_id) if t is not None][:1]
-    if not isinstance(record, Conversation):
-        prompt_ids, bare_ids, answer_ids = [], start or encode("\n"), encode(record.text)
-    else:
-        last = max((i for i, t in enumerate(record.turns) if t.role == "assistant"), default=None)
-        if last is None:
-            return None
-        record = Conversation(record.turns[: last + 1], record.system, record.tools, record.meta)
-        rendered = _render_conversation(tokenizer, record)
-        if rendered is None:  # no chat template (a base model): plain text
-            prompt_ids = start + encode(record.prompt_text() + "\n\n")
-            bare_ids, answer_ids = start or encode("\n"), encode(record.turns[-1].content)
-        else:
-            prompt, bare, answer = rendered
-            prompt_ids, bare_ids, answer_ids = encode(prompt), encode(bare), encode(answer)
-    if not answer_ids:
-        return None
-    # Long records: keep the answer (up to half the window) and the end of the prompt.
-    budget = max_length - max(len(prompt_ids), len(bare_ids))
-    answer_ids = answer_ids[: max(budget, max_length // 2)]
-    keep = max_length - len(answer_ids)
-    return _Pair(prompt=prompt_ids[-keep:] if prompt_ids else [], bare=bare_ids[-keep:], answer=answer_ids)
-
-
-def _render_conversation(tokenizer, conv: Conversation) -> tuple[str, str, str] | None:
-    """(prompt, bare prompt, answer) texts via the chat template; ``None`` without a usable template."""
-    if not getattr(tokenizer, "chat_template", None):
-        return None
-    messages = _hf_messages(conv)
-    try:
-        prompt, answer = _render(tokenizer, messages, conv.tools)
-        bare = tokenizer.apply_chat_template(
-            [{"role": "user", "content": ""}], add_generation_prompt=True, tokenize=False
-        )
-    except Exception:  # a template that rejects this shape (tools, roles): score as plain text
-        return None
-    return prompt, bare, answer
-
-
-def _forward_kwargs(model) -> set[str]:
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return set(inspect.signature(base.forward).parameters)
-
-
-def mean_answer_nll(model, sequences: list[tuple[list[int], int]], *, batch_size: int = 8, pad_id: int = 0):
-    """Mean negative log-likelihood of tokens ``ids[start:]`` of each ``(ids, start)``, batched.
-
-    Sequences are sorted by length (less padding), right-padded and masked; only
-    the logits of the answer window are computed (``logits_to_keep``) so memory
-    stays at batch x answer x vocab, not batch x sequence x vocab.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    device = next(model.parameters()).device
-    can_trim = "logits_to_keep" in _forward_kwargs(model)
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    result: list[float] = [math.nan] * len(sequences)
-    model.eval()
-    with torch.inference_mode():
-        for batch in track(batches, "perplexity"):
-            width = max(len(sequences[i][0]) for i in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            targets = torch.full((len(batch), width), -100, dtype=torch.long)
-            for row, i in enumerate(batch):
-                seq, start = sequences[i]
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-                # position p predicts token p + 1: targets are shifted left by one
-                targets[row, start - 1 : len(seq) - 1] = torch.tensor(seq[start:])
-            first = min(sequences[i][1] for i in batch) - 1
-            kwargs = {"logits_to_keep": width - first} if can_trim else {}
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits
-            window = targets[:, width - logits.shape[1] :].to(device)
-            nll = F.cross_entropy(logits.float().transpose(1, 2), window, ignore_index=-100, reduction="none")
-            counts = (window != -100).sum(1).clamp(min=1)
-            for row, value in enumerate((nll.sum(1) / counts).tolist()):
-                result[batch[row]] = value
-    return result
-
-
-def answer_losses(
-    model, tokenizer, records: list[Record], *, batch_size: int = 8, max_length: int = 1024
-) -> list[tuple[float | None, float | None]]:
-    """``(loss given the prompt, loss of the answer alone)`` per record; ``None`` where not defined.
-
-    Perplexity is ``exp`` of the first, IFD the ratio of the two.
-    """
-    pairs = [encode_pair(tokenizer, r, max_length) for r in records]
-    sequences: list[tuple[list[int], int]] = []
-    slots: list[tuple[int | None, int | None]] = []
-    for pair in pairs:
-        if pair is None:
-            slots.append((None, None))
-            continue
-        cond = None
-        if pair.prompt:
-            cond = len(sequences)
-            sequences.append((pair.prompt + pair.answer, len(pair.prompt)))
-        bare = len(sequences)
-        sequences.append((pair.bare + pair.answer, len(pair.bare)))
-        slots.append((cond, bare))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    nll = mean_answer_nll(model, sequences, batch_size=batch_size, pad_id=pad)
-    return [(None if c is None else nll[c], None if b is None else nll[b]) for c, b in slots]
-
-
-def model_scores(cond: float | None, bare: float | None) -> dict[str, float]:
-    """``perplexity`` and ``ifd`` from the two losses (a text record has only a perplexity).
-
-    >>> model_scores(1.0, 2.0)
-    {'perplexity': 2.7183, 'ifd': 0.5}
-    >>> model_scores(None, 0.0)
-    {'perplexity': 1.0}
-    """
-    if cond is None:
-        return {} if bare is None else {"perplexity": round(math.exp(min(bare, 50.0)), 4)}
-    out = {"perplexity": round(math.exp(min(cond, 50.0)), 4)}
-    if bare is not None and bare > 0:
-        out["ifd"] = round(cond / bare, 4)
-    return out
 
 
 # ── the step ────────────────────────────────────────────────────────────────
@@ -375,12 +214,17 @@ class ScoreStep(GlobalStep):
             model = load_model(ref, dtype=_cfg(self.config, "dtype", "auto"))
             self.details["model"] = ref
         try:
+            turns = _cfg(self.config, "turns", "last")
+            packed = _cfg(self.config, "packed", True) and supports_packing(model)
+            self.details["model_scoring"] = {"turns": turns, "packed": packed}
             return answer_losses(
                 model,
                 tokenizer,
                 records,
                 batch_size=_cfg(self.config, "batch_size", 8),
                 max_length=_cfg(self.config, "max_length", 1024),
+                turns=turns,
+                packed=packed,
             )
         finally:
             del model  # our reference only: a model we loaded is freed before the next step loads its own

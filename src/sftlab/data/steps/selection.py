@@ -1,13 +1,20 @@
-"""The ``select`` step: the best records within a budget, each different enough from the ones already chosen.
+"""The ``select`` step: the best records within a budget, spread over the pool, keeping its domains.
 
-DEITA-style selection: rank records by a score (from the ``score`` step), walk
-down the ranking and accept a record only if
+DEITA-style selection, with its similarity ceiling calibrated on the pool: rank
+records by a score (``auto``: every computed signal, :mod:`.ranking`), walk down
+the ranking and accept a record only if
 
-1. the budget is not yet spent (else ``over_budget``),
-2. its task (or label) still has room under ``per_task_budget`` /
-   ``max_share_per_task`` (else ``task_quota``),
-3. its embedding's cosine similarity to *every* record already selected is at
-   most ``max_similarity`` (else ``too_similar``) — DEITA's "Repr Filter".
+1. it has an answer with a letter or digit in it (else ``empty_answer``; such a
+   record never reaches the ranking),
+2. the budget is not yet spent (else ``over_budget``),
+3. its task (or label) still has room under ``per_task_budget`` /
+   ``max_share_per_task`` (else ``task_quota``), its source conversation under
+   ``per_cluster`` (else ``cluster_quota``), and with ``stratify: domain`` its
+   domain under the pool's share (else ``domain_quota``),
+4. its embedding's cosine similarity to *every* record already selected is at
+   most the ceiling (else ``too_similar``) — DEITA's "Repr Filter". With
+   ``max_similarity: auto`` the ceiling is the strictest that still fills the
+   budget from the best ``pool_factor × budget`` records (:mod:`.diversity`).
 
 ::
 
@@ -15,82 +22,36 @@ down the ranking and accept a record only if
     decision: keep       too_similar keep      task_quota keep   → budget 3 reached
                          (≈ r7)               (task full)        → the rest: over_budget
 
-Embeddings are computed lazily in ranking order, chunk by chunk, so a small
-budget over a large pool embeds little more than it needs.
+The details carry the spread of the selection next to a random subset of the
+same size and the whole pool (same measure); when the selection is not more
+diverse than random the step fails (``on_not_diverse: fail``) or warns. They
+also carry each domain's and script's share in the pool and in the selection.
 """
 
 from __future__ import annotations
 
-import ast
 import math
-import operator
+import re
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from sftlab.data.record import Conversation, Record
 from sftlab.data.steps.base import Decision, GlobalStep
-from sftlab.errors import RecipeError
+from sftlab.data.steps.diversity import calibrate_ceiling, cluster_keys, random_subset, spread_check
+from sftlab.data.steps.domains import domain_of, domain_quotas, script_of, share_table
+from sftlab.data.steps.ranking import AUTO, rank_values, score_function
+from sftlab.errors import DataError, RecipeError
+
+__all__ = ["SelectStep", "group_caps", "score_function", "selection_text"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CHUNK = 256
 NO_GROUP = "(none)"
-
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def score_function(expression: str) -> Callable[[dict[str, float]], float | None]:
-    """Compile a score name or arithmetic over score names; ``None`` when a score it uses is missing.
-
-    >>> f = score_function("judge_quality * judge_complexity")
-    >>> f({"judge_quality": 8, "judge_complexity": 5}), f({"judge_quality": 8})
-    (40, None)
-    >>> score_function("-ifd")({"ifd": 0.7})
-    -0.7
-    >>> score_function("__import__('os')")
-    Traceback (most recent call last):
-    ...
-    sftlab.errors.RecipeError: curation.steps: select.score: 'Call' is not allowed in '__import__('os')'; use score names, numbers, + - * / and parentheses
-    """
-    try:
-        tree = ast.parse(expression, mode="eval").body
-    except SyntaxError:
-        raise RecipeError([f"select.score: cannot parse '{expression}'"], source="curation.steps") from None
-    allowed = (ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.Load, ast.operator, ast.unaryop)
-    for node in ast.walk(tree):
-        bad = not isinstance(node, allowed)
-        bad = bad or (isinstance(node, ast.BinOp) and type(node.op) not in _BINARY)
-        bad = bad or (isinstance(node, ast.UnaryOp) and type(node.op) not in _UNARY)
-        bad = bad or (isinstance(node, ast.Constant) and not isinstance(node.value, int | float))
-        if bad:
-            raise RecipeError(
-                [
-                    f"select.score: '{type(node).__name__}' is not allowed in '{expression}'; "
-                    "use score names, numbers, + - * / and parentheses"
-                ],
-                source="curation.steps",
-            )
-
-    def evaluate(node: ast.AST, scores: dict[str, float]) -> float | None:
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            return scores.get(node.id)
-        if isinstance(node, ast.UnaryOp):
-            inner = evaluate(node.operand, scores)
-            return None if inner is None else _UNARY[type(node.op)](inner)
-        left, right = evaluate(node.left, scores), evaluate(node.right, scores)
-        if left is None or right is None:
-            return None
-        try:
-            return _BINARY[type(node.op)](left, right)
-        except ZeroDivisionError:
-            return None
-
-    return lambda scores: evaluate(tree, scores)
+FIXED_CEILING = 0.9
+"""The ceiling used by ``max_similarity: auto`` when there is no budget to calibrate against."""
+_WORD_CHAR = re.compile(r"\w")
 
 
 def selection_text(record: Record, which: str = "all") -> str:
@@ -102,6 +63,14 @@ def selection_text(record: Record, which: str = "all") -> str:
     if which == "response":
         return "\n".join(t.content for t in record.turns if t.role == "assistant")
     return record.all_text()
+
+
+def has_answer(record: Record) -> bool:
+    """Whether the final answer says anything: a letter or digit, or a tool call (``""``, ``"..."`` do not)."""
+    if not isinstance(record, Conversation):
+        return bool(_WORD_CHAR.search(record.text))
+    last = next((t for t in reversed(record.turns) if t.role == "assistant"), None)
+    return last is not None and (bool(last.tool_calls) or bool(_WORD_CHAR.search(last.content or "")))
 
 
 def group_of(record: Record, balance_by: str = "task") -> str:
@@ -142,8 +111,61 @@ def _cfg(config: Any, key: str, default: Any = None) -> Any:
     return getattr(config, key, default) if config is not None else default
 
 
+class _Walk:
+    """One pass down the ranking at one similarity ceiling: what was taken, and why the rest was not."""
+
+    def __init__(self, step: SelectStep, ceiling: float | None):
+        self.step, self.ceiling = step, ceiling
+        self.chosen: list[int] = []
+        self.why: dict[int, tuple[str, str]] = {}
+        self.taken: dict[str, Counter] = {"group": Counter(), "cluster": Counter(), "domain": Counter()}
+        self.in_set: set[int] = set()
+
+    def run(self, order: list[int], *, domain_caps: dict[str, int] | None) -> _Walk:
+        s = self.step
+        vectors = getattr(self, "picked", None)  # rows 0..len(chosen)-1: the chosen records' embeddings
+        for pos, i in enumerate(order):
+            if len(self.chosen) >= s.target:
+                break
+            if i in self.in_set or (i in self.why and self.why[i][0] != "domain_quota"):
+                continue
+            if self.ceiling is not None:
+                s.embed(order, pos)
+                if vectors is None:
+                    vectors = self.picked = np.zeros((max(s.target, 1), s.dim), dtype=np.float32)
+            reason = self._quota(i, domain_caps)
+            if reason is None and self.ceiling is not None and self.chosen:
+                sims = vectors[: len(self.chosen)] @ s.vectors[i]
+                nearest = int(np.argmax(sims))
+                if sims[nearest] > self.ceiling:
+                    other = s.records[self.chosen[nearest]].meta.id or f"#{self.chosen[nearest]}"
+                    reason = ("too_similar", f"cosine {sims[nearest]:.3f} with {other}")
+            if reason is not None:
+                self.why[i] = reason
+                continue
+            self.why.pop(i, None)
+            if vectors is not None:
+                vectors[len(self.chosen)] = s.vectors[i]
+            self.chosen.append(i)
+            self.in_set.add(i)
+            for kind, key in (("group", s.groups[i]), ("cluster", s.clusters[i]), ("domain", s.domains[i])):
+                self.taken[kind][key] += 1
+        return self
+
+    def _quota(self, i: int, domain_caps: dict[str, int] | None) -> tuple[str, str] | None:
+        s = self.step
+        group, cluster, domain = s.groups[i], s.clusters[i], s.domains[i]
+        if self.taken["group"][group] >= s.caps[group]:
+            return "task_quota", f"{s.balance_by} {group} is full"
+        if s.per_cluster is not None and self.taken["cluster"][cluster] >= s.per_cluster:
+            return "cluster_quota", f"{s.per_cluster} already taken from source conversation {cluster}"
+        if domain_caps is not None and self.taken["domain"][domain] >= domain_caps.get(domain, 0):
+            return "domain_quota", f"domain {domain} has its pool share ({domain_caps.get(domain, 0)})"
+        return None
+
+
 class SelectStep(GlobalStep):
-    """Keep the top records by ``score`` under a budget, per-task quotas and a similarity ceiling.
+    """Keep the top records by ``score`` under a budget, quotas and a (calibrated) similarity ceiling.
 
     ``default_model`` is the language model for ``embedding: lm`` when
     ``embedding_model`` is not set; the curation runner sets it to the recipe's
@@ -158,8 +180,12 @@ class SelectStep(GlobalStep):
         self.default_model = default_model
         self.embedder = embedder
         self.budget: int | None = _cfg(config, "budget")
-        self.score = score_function(_cfg(config, "score", "heuristic"))
-        self.max_similarity: float | None = _cfg(config, "max_similarity", 0.9)
+        self.expression: str = _cfg(config, "score", AUTO)
+        if self.expression != AUTO:
+            score_function(self.expression)  # a bad expression is a recipe error before any work
+        self.max_similarity: float | str | None = _cfg(config, "max_similarity", AUTO)
+        self.per_cluster: int | None = _cfg(config, "per_cluster", 1)
+        self.balance_by: str = _cfg(config, "balance_by", "task")
         if _cfg(config, "max_share_per_task") is not None and self.budget is None:
             raise RecipeError(
                 ["select.max_share_per_task needs select.budget: set a budget or use per_task_budget"],
@@ -175,103 +201,172 @@ class SelectStep(GlobalStep):
             self.embedder = load_embedder(kind, model=model, batch_size=_cfg(self.config, "batch_size", 32))
         return self.embedder
 
-    def rank(self, records: list[Record]) -> list[int]:
-        """Indices best first; records without the score go last, ties keep input order."""
-        values = [self.score(r.meta.extra.get("scores", {})) for r in records]
+    def embed(self, order: list[int], pos: int) -> None:
+        """Make sure ``order[pos]`` has its embedding, computing it with the next chunk of the ranking."""
+        if order[pos] in self.embedded:
+            return
+        todo = [i for i in order[pos : pos + CHUNK] if i not in self.embedded]
+        self._encode(todo)
+
+    def _encode(self, todo: list[int], description: str = "embed") -> None:
+        if not todo:
+            return
+        which = _cfg(self.config, "text", "all")
+        emb = self._embedder().encode([selection_text(self.records[i], which) for i in todo], description)
+        if self.vectors is None:
+            self.dim = emb.shape[1]
+            self.vectors = np.zeros((len(self.records), self.dim), dtype=np.float32)
+        self.vectors[todo] = emb
+        self.embedded.update(todo)
+
+    def rank(self, records: list[Record], eligible: list[int]) -> list[int]:
+        """Eligible indices best first; records without the score go last, ties keep input order."""
+        values = rank_values(self.expression, [r.meta.extra.get("scores", {}) for r in records], self.domains)
         self._values = values
-        if records and all(v is None for v in values):
+        if eligible and all(values[i] is None for i in eligible):
             known = sorted({k for r in records for k in r.meta.extra.get("scores", {})})
+            wanted = (
+                "any of heuristic, ifd, judge_quality, judge_complexity" if self.expression == AUTO else ""
+            )
             raise RecipeError(
                 [
-                    f"select.score '{_cfg(self.config, 'score', 'heuristic')}' is missing on every record "
+                    f"select.score '{self.expression}' is missing on every record{' (' + wanted + ')' if wanted else ''} "
                     f"(known scores: {', '.join(known) or 'none'}); run a score step before select"
                 ],
                 source="curation.steps",
             )
-        return sorted(range(len(records)), key=lambda i: (values[i] is None, -(values[i] or 0.0), i))
+        return sorted(eligible, key=lambda i: (values[i] is None, -(values[i] or 0.0), i))
 
-    def decide(self, records: list[Record]) -> list[Decision]:
-        order = self.rank(records)
-        balance_by = _cfg(self.config, "balance_by", "task")
-        groups = [group_of(r, balance_by) for r in records]
-        caps = group_caps(
-            groups,
+    def _setup(self, records: list[Record]) -> list[int]:
+        """Per-record groups, clusters and domains; the ranking of the records that have an answer."""
+        self.records = records
+        self.embedded: set[int] = set()
+        self.vectors: np.ndarray | None = None
+        self.dim = 0
+        self.domains = [domain_of(r) for r in records]
+        eligible = [i for i, r in enumerate(records) if has_answer(r)]
+        order = self.rank(records, eligible)
+        self.target = len(eligible) if self.budget is None else min(self.budget, len(eligible))
+        self.groups = [group_of(r, self.balance_by) for r in records]
+        self.caps = group_caps(
+            self.groups,
             budget=self.budget,
             per_task_budget=_cfg(self.config, "per_task_budget"),
             max_share_per_task=_cfg(self.config, "max_share_per_task"),
         )
-        which = _cfg(self.config, "text", "all")
-        target = len(records) if self.budget is None else min(self.budget, len(records))
+        by = _cfg(self.config, "cluster_by", "source")
+        self.clusters = (
+            cluster_keys([r.meta.id for r in records], [r.meta.provenance.get("parent_id") for r in records])
+            if by == "source"
+            else [f"#{i}" for i in range(len(records))]
+        )
+        return order
 
-        decisions: list[Decision | None] = [None] * len(records)
-        taken: Counter = Counter()
-        chosen: list[int] = []
-        vectors: np.ndarray | None = None  # rows 0..len(chosen)-1 are the selected embeddings
-        embedded: dict[int, np.ndarray] = {}
-        for start in range(0, len(order), CHUNK):
-            chunk = order[start : start + CHUNK]
-            if len(chosen) >= target:
-                for i in chunk:
-                    decisions[i] = Decision(records[i], "over_budget", self._detail(i))
-                continue
-            if self.max_similarity is not None:
-                # only records that could still be taken need an embedding
-                todo = [i for i in chunk if taken[groups[i]] < caps[groups[i]]]
-                if todo:
-                    emb = self._embedder().encode([selection_text(records[i], which) for i in todo])
-                    embedded.update(zip(todo, emb, strict=True))
-                    if vectors is None:
-                        vectors = np.zeros((target, emb.shape[1]), dtype=np.float32)
-            for i in chunk:
-                group = groups[i]
-                if len(chosen) >= target:
-                    decisions[i] = Decision(records[i], "over_budget", self._detail(i))
-                    continue
-                if taken[group] >= caps[group]:
-                    decisions[i] = Decision(records[i], "task_quota", f"{balance_by} {group} is full")
-                    continue
-                if self.max_similarity is not None and chosen:
-                    sims = vectors[: len(chosen)] @ embedded[i]
-                    nearest = int(np.argmax(sims))
-                    if sims[nearest] > self.max_similarity:
-                        other = records[chosen[nearest]].meta.id or f"#{chosen[nearest]}"
-                        detail = f"cosine {sims[nearest]:.3f} with {other}"
-                        decisions[i] = Decision(records[i], "too_similar", detail)
-                        continue
-                if self.max_similarity is not None:
-                    vectors[len(chosen)] = embedded[i]
-                chosen.append(i)
-                taken[group] += 1
-                decisions[i] = Decision(records[i], None, self._detail(i))
+    def _quotas(self, order: list[int]) -> dict[str, int] | None:
+        if _cfg(self.config, "stratify", "none") != "domain":
+            return None
+        return domain_quotas(Counter(self.domains[i] for i in order), self.target)
 
-        self._report(records, chosen, taken, embedded, vectors, which)
-        return decisions  # type: ignore[return-value]
+    def _candidates(self, order: list[int], factor: float) -> list[int]:
+        """The best ``factor × budget`` records (per domain: ``factor ×`` its quota with ``stratify: domain``)."""
+        quotas = self._quotas(order)
+        if quotas is None:
+            return order[: max(self.target, math.ceil(factor * self.target))]
+        room = {d: math.ceil(factor * q) for d, q in quotas.items()}
+        picked = []
+        for i in order:
+            if room.get(self.domains[i], 0) > 0:
+                room[self.domains[i]] -= 1
+                picked.append(i)
+        return picked
+
+    def _walk(self, order: list[int], ceiling: float | None) -> _Walk:
+        quotas = self.quotas
+        walk = _Walk(self, ceiling).run(order, domain_caps=quotas)
+        if quotas is not None and len(walk.chosen) < walk.step.target:
+            walk.run(order, domain_caps=None)  # a domain too small for its share: others fill the rest
+        return walk
+
+    def _choose(self, order: list[int]) -> _Walk:
+        """The final walk: fixed ceiling, none, or ``auto`` calibrated on the best ``pool_factor × budget``."""
+        self.quotas = self._quotas(order)
+        if self.max_similarity != AUTO:
+            return self._walk(order, self.max_similarity)
+        if self.budget is None or self.target == 0:
+            return self._walk(order, FIXED_CEILING)
+        candidates = self._candidates(order, _cfg(self.config, "pool_factor", 4.0))
+        if len(self._walk(candidates, 1.0).chosen) < self.target:
+            candidates = order  # quotas leave too few among the best: calibrate over everything
+        self._encode([i for i in candidates if i not in self.embedded])
+        ceiling = calibrate_ceiling(lambda c: len(self._walk(candidates, c).chosen), target=self.target)
+        self.details["ceiling"] = {"value": ceiling, "calibrated_on": len(candidates)}
+        return self._walk(candidates, ceiling)
+
+    def decide(self, records: list[Record]) -> list[Decision]:
+        order = self._setup(records)
+        walk = self._choose(order)
+        chosen = set(walk.chosen)
+        decisions = []
+        for i, record in enumerate(records):
+            if i in chosen:
+                decisions.append(Decision(record, None, self._detail(i)))
+            elif not has_answer(record):
+                decisions.append(Decision(record, "empty_answer", "the final answer has no letter or digit"))
+            elif i in walk.why:
+                decisions.append(Decision(record, *walk.why[i]))
+            else:
+                decisions.append(Decision(record, "over_budget", self._detail(i)))
+        self._report(order, walk)
+        return decisions
 
     def _detail(self, i: int) -> str:
         value = self._values[i]
         return "no score" if value is None else f"score {value:.4g}"
 
-    def _report(self, records, chosen, taken, embedded, vectors, which) -> None:
-        from sftlab.data.embeddings import mean_pairwise_distance
-
-        details: dict[str, Any] = {
-            "budget": self.budget,
-            "selected": len(chosen),
-            "selected_per_group": dict(sorted(taken.items())),
-            "score_cutoff": self._values[chosen[-1]] if chosen else None,
-            "unscored": sum(v is None for v in self._values),
-        }
-        if vectors is not None and self.embedder is not None:
-            # spread of the input (a random sample, embedding what is missing) vs the selection
-            rng = np.random.default_rng(0)
-            sample = sorted(rng.choice(len(records), min(len(records), 256), replace=False).tolist())
-            missing = [i for i in sample if i not in embedded]
-            if missing:
-                emb = self.embedder.encode([selection_text(records[i], which) for i in missing], "spread")
-                embedded.update(zip(missing, emb, strict=True))
-            details["embedding"] = _cfg(self.config, "embedding", "minilm")
-            details["embedding_spread"] = {
-                "input_sample": round(mean_pairwise_distance(np.stack([embedded[i] for i in sample])), 4),
-                "selected": round(mean_pairwise_distance(vectors[: len(chosen)]), 4),
+    def _report(self, order: list[int], walk: _Walk) -> None:
+        chosen = walk.chosen
+        self.details.update(
+            {
+                "budget": self.budget,
+                "selected": len(chosen),
+                "score": self.expression,
+                "selected_per_group": dict(sorted(walk.taken["group"].items())),
+                "score_cutoff": self._values[chosen[-1]] if chosen else None,
+                "unscored": sum(self._values[i] is None for i in order),
+                "source_clusters": {
+                    "cluster_by": _cfg(self.config, "cluster_by", "source"),
+                    "per_cluster": self.per_cluster,
+                    "in_pool": len({self.clusters[i] for i in order}),
+                    "largest_in_selection": max(walk.taken["cluster"].values(), default=0),
+                },
+                "domains": share_table([self.domains[i] for i in order], [self.domains[i] for i in chosen]),
+                "scripts": share_table(
+                    [script_of(self.records[i]) for i in order], [script_of(self.records[i]) for i in chosen]
+                ),
+                "stratify": _cfg(self.config, "stratify", "none"),
             }
-        self.details.update(details)
+        )
+        if self.vectors is not None and chosen:
+            self._spread(order, chosen)
+        else:
+            self.details["diversity_check"] = "not run: no embeddings (max_similarity: null)"
+
+    def _spread(self, order: list[int], chosen: list[int]) -> None:
+        """Selection vs a seeded random subset of the same size vs the pool, by one measure; fail or warn."""
+        rand = [order[k] for k in random_subset(len(order), len(chosen))]
+        pool = [order[k] for k in random_subset(len(order), 512, seed=1)]
+        self._encode(sorted({*rand, *pool} - self.embedded), "spread")
+        check = spread_check(
+            self.vectors[chosen], self.vectors[rand], self.vectors[pool], pool_size=len(order)
+        )
+        self.details["embedding"] = check["embedding"] = _cfg(self.config, "embedding", "minilm")
+        self.details["embedding_spread"] = check
+        if check["more_diverse_than_random"] is False:
+            message = (
+                f"select: the selection is not more diverse than a random subset of the same size "
+                f"(spread {check['selected']} vs {check['random_same_size']}, {check['measure']}); "
+                "lower select.max_similarity, use max_similarity: auto, or set select.on_not_diverse: warn"
+            )
+            if _cfg(self.config, "on_not_diverse", "fail") == "fail":
+                raise DataError(message)
+            self.details["warning"] = message

