@@ -46,7 +46,11 @@ lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+# The peers the benchmarks measure against (reference only, never imported by sftlab).
+BENCH_REFERENCES = datasketch==2.0.0 rouge-score==0.1.2
+
 bench: venv
+	$(BIN)/python -m pip install -q $(BENCH_REFERENCES)
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -9,7 +9,7 @@ pairs (exact Jaccard of every reported pair checked).
 
     .venv/bin/python bench/bench_minhash.py [--n 10000] [--threshold 0.7]
 
-``datasketch`` is a benchmark reference only: ``pip install datasketch``.
+``datasketch`` is a benchmark reference only: ``make bench`` installs it (``BENCH_REFERENCES`` in the Makefile).
 """
 
 from __future__ import annotations
