@@ -7,9 +7,12 @@ more than this subset fails loudly instead of rendering differently):
 
 * text, ``{{ pipeline }}`` with ``{{-``/``-}}`` trimming the whitespace next to it;
 * ``if``/``else if``/``else``/``end``, ``range $i, $m := PIPE`` / ``range PIPE``;
-* variables ``$x := PIPE`` and ``$x = PIPE``, ``$``, ``$x.Field``, ``.Field``, ``.``;
+* variables ``$x := PIPE`` (declared in the block) and ``$x = PIPE`` (assigns the variable where it was declared,
+  so a value set inside ``range`` is seen by the next iteration and after the loop, as in Go 1.11+),
+  ``$``, ``$x.Field``, ``.Field``, ``.``;
 * string (``"..."``, with Go escapes) and integer constants, ``(...)`` sub-expressions;
-* functions ``eq ne not and or len slice index`` (Go's builtins, with Go's truthiness).
+* functions ``eq ne not and or len slice index`` (Go's builtins, with Go's truthiness) and Ollama's ``json``
+  (Go's ``json.Marshal``: compact, map keys sorted, ``<``, ``>``, ``&`` escaped).
 
 >>> render('{{- range .Messages }}[{{ .Role }}]{{ end }}', {"Messages": [{"Role": "user"}]})
 '[user]'
@@ -41,7 +44,7 @@ def render(template: str, data: dict[str, Any]) -> str:
     if rest is not None:
         raise GoTemplateError(f"unexpected {{{{ {rest} }}}}")
     out: list[str] = []
-    _run(nodes, data, {"$": data}, out)
+    _run(nodes, data, {"$": _Var(data)}, out)
     return "".join(out)
 
 
@@ -157,8 +160,12 @@ def _run(nodes, dot, scope: dict, out: list[str]) -> None:
             out.append(node[1])
         elif kind == "action":
             toks = node[1]
-            if len(toks) >= 2 and toks[0].startswith("$") and toks[1] in (":=", "="):
-                scope[toks[0]] = _eval(toks[2:], dot, scope)
+            if len(toks) >= 2 and toks[0].startswith("$") and toks[1] == ":=":
+                scope[toks[0]] = _Var(_eval(toks[2:], dot, scope))
+            elif len(toks) >= 2 and toks[0].startswith("$") and toks[1] == "=":
+                if toks[0] not in scope:
+                    raise GoTemplateError(f"undefined variable {toks[0]}")
+                scope[toks[0]].value = _eval(toks[2:], dot, scope)
             else:
                 out.append(_print(_eval(toks, dot, scope)))
         elif kind == "if":
@@ -174,9 +181,9 @@ def _run(nodes, dot, scope: dict, out: list[str]) -> None:
             for index, item in enumerate(items):
                 inner = dict(scope)
                 if len(names) == 1:
-                    inner[names[0]] = item
+                    inner[names[0]] = _Var(item)
                 elif len(names) == 2:
-                    inner[names[0]], inner[names[1]] = index, item
+                    inner[names[0]], inner[names[1]] = _Var(index), _Var(item)
                 _run(body, item, inner, out)
 
 
@@ -230,7 +237,7 @@ def _operand(toks: list[str], pos: int, dot, scope: dict):
         name, _, path = tok.partition(".")
         if name not in scope:
             raise GoTemplateError(f"undefined variable {name}")
-        return _field(scope[name], path), pos + 1
+        return _field(scope[name].value, path), pos + 1
     if tok.startswith("."):
         return _field(dot, tok[1:]), pos + 1
     raise GoTemplateError(f"function {tok!r} is not defined in the supported subset")
@@ -242,6 +249,13 @@ def _field(value, path: str):
             raise GoTemplateError(f"can't evaluate field {name} in a {type(value).__name__}")
         value = value.get(name)
     return value
+
+
+class _Var:
+    """A template variable: blocks copy the name table, so ``=`` in a block reaches the variable outside."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 class _Func(str):
@@ -262,7 +276,28 @@ _FUNCS = {
     "len": lambda x: len(x),
     "slice": lambda x, *ij: x[ij[0] : ij[1] if len(ij) > 1 else None] if ij else x,
     "index": lambda x, *keys: _index(x, keys),
+    "json": lambda x: go_json(x),
 }
+
+
+def go_json(value) -> str:
+    """What Go's ``json.Marshal`` writes for ``value`` (maps from JSON data: keys sorted), as Ollama's ``json``.
+
+    >>> print(go_json({"b": [1, "<x>"], "a": "é"}))
+    {"a":"é","b":[1,"\\u003cx\\u003e"]}
+    """
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    for char, code in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, code)
+    return text
 
 
 def _index(value, keys):

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 
 from sftlab.export.gotemplate import render as render_go
+from sftlab.export.ollama_tools import CHECK_TOOL_CONVERSATIONS, ToolPieces, same_up_to_json, tool_pieces
 
 _M = ("Qx1Sys", "Qx2Usr", "Qx3Ast", "Qx4Usr")
 
@@ -47,8 +48,8 @@ class Modelfile:
     note: str = ""
 
 
-def _render(tokenizer, messages, gen: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+def _render(tokenizer, messages, gen: bool, tools: list[dict] | None = None) -> str:
+    return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=gen)
 
 
 def _between(text: str, left: str, right: str) -> str:
@@ -120,32 +121,96 @@ def _go(text: str) -> str:
     return "{{ " + json.dumps(text, ensure_ascii=False) + " }}" if text else ""
 
 
-def go_template(p: ChatPieces) -> str:
-    """The Ollama ``TEMPLATE`` for ``p``: Ollama's ``.System`` and ``.Messages`` (system messages included)."""
-    lines = [
-        _go(p.bos),
+def go_template(p: ChatPieces, t: ToolPieces | None = None) -> str:
+    """The Ollama ``TEMPLATE`` for ``p``: Ollama's ``.System`` and ``.Messages`` (system messages included);
+    with ``t`` also ``.Tools``, the assistant's ``.ToolCalls`` and ``tool`` messages."""
+    system = [
         "{{- if .System }}" + _go(p.system_prefix) + "{{ .System }}" + _go(p.system_suffix),
         *(["{{- else }}" + _go(p.default_system)] if p.default_system else []),
         "{{- end }}",
+    ]
+    if t is not None:
+        system = [
+            "{{- if .Tools }}",
+            "{{- if .System }}" + _go(t.system_tools_prefix) + "{{ .System }}" + _go(t.system_tools_middle),
+            "{{- else }}" + _go(t.tools_prefix) + "{{ end }}",
+            "{{- range .Tools }}" + _go(t.tool_separator) + "{{ json . }}{{ end }}" + _go(t.tools_suffix),
+            "{{- else }}",
+            *system,
+            "{{- end }}",
+        ]
+    lines = [
+        _go(p.bos),
+        *system,
+        *(['{{- $prev := "" }}'] if t else []),
         "{{- range $i, $m := .Messages }}",
         "{{- $last := eq (len (slice $.Messages $i)) 1 }}",
+        *(
+            ['{{- if and (eq $prev "tool") (ne .Role "tool") }}' + _go(t.results_close) + "{{ end }}"]
+            if t
+            else []
+        ),
         '{{- if eq .Role "user" }}' + _go(p.user_prefix) + "{{ .Content }}" + _go(p.user_suffix),
         "{{- if $last }}" + _go(p.generation_prompt) + "{{ end }}",
         '{{- else if eq .Role "assistant" }}' + _go(p.assistant_prefix) + "{{ .Content }}",
+        *(_tool_call_lines(t) if t else []),
         "{{- if not $last }}" + _go(p.assistant_suffix) + "{{ end }}",
+        *(_tool_result_lines(t) if t else []),
         "{{- end }}",
+        *(["{{- $prev = .Role }}"] if t else []),
         "{{- end }}",
+        *(
+            ['{{- if eq $prev "tool" }}' + _go(t.results_close) + _go(p.generation_prompt) + "{{ end }}"]
+            if t
+            else []
+        ),
     ]
     return "\n".join(line for line in lines if line)
 
 
-def ollama_values(messages: list[dict]) -> dict:
-    """The data Ollama hands a template: ``System`` (system messages joined) and ``Messages`` (all of them)."""
+def _tool_call_lines(t: ToolPieces) -> list[str]:
+    """Each call as the chat template writes it: ``{"name": "<name>", "arguments": <JSON>}`` between its tags."""
+    return [
+        "{{- range $j, $c := .ToolCalls }}{{ if $j }}" + _go(t.between_calls)
+        + "{{ else if $m.Content }}" + _go(t.call_open_after_text) + "{{ else }}" + _go(t.call_open) + "{{ end }}"
+        + _go('{"name": "') + "{{ .Function.Name }}" + _go('", "arguments": ')
+        + "{{ json .Function.Arguments }}" + _go("}") + "{{ end }}",
+        "{{- if .ToolCalls }}" + _go(t.call_close) + "{{ end }}",
+    ]  # fmt: skip
+
+
+def _tool_result_lines(t: ToolPieces) -> list[str]:
+    """Consecutive tool results share one turn: opened by the first, closed before the next other message."""
+    return [
+        '{{- else if eq .Role "tool" }}{{ if eq $prev "tool" }}' + _go(t.between_results)
+        + "{{ else }}" + _go(t.results_open) + "{{ end }}{{ .Content }}",
+    ]  # fmt: skip
+
+
+def ollama_values(messages: list[dict], tools: list[dict] | None = None) -> dict:
+    """The data Ollama hands a template: ``System`` (system messages joined), ``Messages`` (all of them, with
+    their ``ToolCalls``) and ``Tools``."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     return {
         "System": system,
-        "Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages],
+        "Messages": [
+            {
+                "Role": m["role"],
+                "Content": m.get("content") or "",
+                "ToolCalls": [
+                    {"Function": {"Name": c["function"]["name"], "Arguments": _arguments(c["function"])}}
+                    for c in m.get("tool_calls") or []
+                ],
+            }
+            for m in messages
+        ],
+        "Tools": list(tools or []),
     }
+
+
+def _arguments(function: dict) -> dict:
+    args = function.get("arguments") or {}
+    return json.loads(args) if isinstance(args, str) else args
 
 
 CHECK_CONVERSATIONS = [
@@ -182,6 +247,17 @@ def template_mismatch(
     return None
 
 
+def tools_mismatch(tokenizer, template: str, runtime_bos: str = "") -> str | None:
+    """``None`` when ``template`` renders every conversation with tools as the chat template does, reading the
+    JSON in both as values (Go prints it compact); else what differs."""
+    for messages, tools in CHECK_TOOL_CONVERSATIONS:
+        expected = _render(tokenizer, messages, True, tools)
+        got = runtime_bos + render_go(template, ollama_values(messages, tools))
+        if not same_up_to_json(got, expected):
+            return f"with tools, for {[m['role'] for m in messages]} the chat template gives {expected!r}, the Go template {got!r}"
+    return None
+
+
 _PROBE_TOOL = {
     "type": "function",
     "function": {
@@ -200,6 +276,27 @@ def _renders_tools(tokenizer) -> bool:
     except Exception:  # a template that rejects tools has none to reproduce
         return False
     return "probe_tool" in with_tools
+
+
+def _with_tools(tokenizer, pieces: ChatPieces, template: str, runtime_bos: str) -> tuple[str, str]:
+    """The template with ``.Tools``/``.ToolCalls`` when the chat template's tool format can be expressed and
+    checks out (with and without tools), else the plain one and a note saying tools are left out."""
+    tools = tool_pieces(tokenizer, pieces, _render)
+    problem = "its tool format is not the <tools>/<tool_call>/<tool_response> shape we can express"
+    if tools is not None:
+        with_tools = go_template(pieces, tools)
+        problem = template_mismatch(tokenizer, with_tools, runtime_bos=runtime_bos) or tools_mismatch(
+            tokenizer, with_tools, runtime_bos
+        )
+        if problem is None:
+            return with_tools, (
+                "TEMPLATE renders tools, tool calls and tool results as the chat template does, except the JSON "
+                "of tools and arguments: Ollama prints it compact (Go's json), the chat template with spaces"
+            )
+    return template, (
+        "TEMPLATE covers system, user and assistant turns; the chat template's tools are not reproduced "
+        f"({problem[:300]}), so tools sent to Ollama are ignored"
+    )
 
 
 def build_modelfile(
@@ -227,10 +324,7 @@ def build_modelfile(
                 f"the generated TEMPLATE did not reproduce the chat template ({mismatch[:300]})",
             )
     if template and _renders_tools(tokenizer):
-        note = (
-            "TEMPLATE covers system, user and assistant turns; the chat template's tool format is not reproduced "
-            "(Go prints JSON without Jinja's spaces and in another key order), so tools sent to Ollama are ignored"
-        )
+        template, note = _with_tools(tokenizer, pieces, template, runtime_bos)
     if template:
         lines += ['TEMPLATE """' + template + '"""', ""]
     if system:
