@@ -118,7 +118,9 @@ class Step:
                 stats.added += 1
             if decision.edited:
                 stats.edited += 1
-            if decision.reason is not None and self.action == "flag":
+            # A record a person kept or edited in review passes every later rule (a flag instead).
+            reviewed = decision.record.meta.extra.get("sftlab_review") in ("keep", "edit")
+            if decision.reason is not None and (self.action == "flag" or reviewed):
                 flags = decision.record.meta.extra.setdefault("flags", [])
                 flags.append(f"{self.name}:{decision.reason}")
                 stats.flagged += 1

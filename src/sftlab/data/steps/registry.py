@@ -43,6 +43,7 @@ STEPS: dict[str, str] = {
     "augment": "sftlab.data.steps.augment:AugmentStep",
     "score": "sftlab.data.steps.scoring:ScoreStep",
     "select": "sftlab.data.steps.selection:SelectStep",
+    "review": "sftlab.data.steps.review:ReviewStep",
 }
 
 _ADAPTER: TypeAdapter = TypeAdapter(StepConfig)

@@ -351,6 +351,16 @@ class SelectConfig(StepBase):
     """Most records per task: one number, or task → number with ``"*"`` for the others → ``task_quota``."""
 
 
+class ReviewConfig(StepBase):
+    """A person's decisions from ``sftlab ui`` (keep / drop / edit per record id), applied before the rules:
+    ``drop`` → ``review``; ``edit`` replaces the answer (counted as edited); kept and edited records pass every
+    later step (what a later rule would remove becomes a flag). Put it first so that it sees every record."""
+
+    type: Literal["review"] = "review"
+    path: str
+    """Review file (``<run>/review.jsonl`` as ``sftlab ui`` writes it); the last decision per id wins."""
+
+
 # The union every ``steps:`` item is validated against, told apart by ``type``.
 # Scoring/selection configs are added here too.
 StepConfig = Annotated[
@@ -372,7 +382,8 @@ StepConfig = Annotated[
     | SplitConfig
     | AugmentConfig
     | ScoreConfig
-    | SelectConfig,
+    | SelectConfig
+    | ReviewConfig,
     Field(discriminator="type"),
 ]
 
@@ -381,4 +392,4 @@ class CurationSection(Section):
     enabled: bool = True
     """Run the curation steps; when false the raw records are used as they are."""
     steps: list[StepConfig] = Field(default_factory=list)
-    """Ordered steps; each item's ``type`` picks the step (normalize, length, garbled, language, boilerplate, ambiguous_reference, time_sensitive, placeholder, repetition, off_topic, exact_dedup, minhash_dedup, rouge_dedup, conflicts, decontaminate, split, augment, score, select)."""
+    """Ordered steps; each item's ``type`` picks the step (normalize, length, garbled, language, boilerplate, ambiguous_reference, time_sensitive, placeholder, repetition, off_topic, exact_dedup, minhash_dedup, rouge_dedup, conflicts, decontaminate, split, augment, score, select, review)."""
