@@ -100,7 +100,7 @@ def test_the_examples_use_what_they_show():
     assert r["prompt_tuning.yaml"].training.method == "prompt_tuning"
     assert r["prompt_tuning.yaml"].training.prompt.init_text
     ewc = r["ewc_general.yaml"]
-    assert ewc.training.ewc.lam > 0 and ewc.evaluation.mmlu.enabled
+    assert ewc.training.ewc.lam > 0 and ewc.evaluation.retention.benchmark == "arc_easy"
     assert any(s.general for s in ewc.data.sources)
 
 
