@@ -23,7 +23,11 @@ async def chat_completions(svc: Service, request: Request):
     req = validate(ChatCompletionRequest, payload)
     svc.check_model(req.model)
     syntax = T.require_syntax(svc.tokenizer, req)
-    grammar = await asyncio.to_thread(_grammar, svc, req, syntax)
+    # compiling (and, the first time, building llguidance's tokenizer) runs off the event loop
+    if _constrained(req):
+        grammar = await asyncio.to_thread(_grammar, svc, req, syntax)
+    else:
+        grammar = _grammar(svc, req, syntax)
     top = req.logprob_count()
     sampling = svc.sampling_of(
         req, req.max_completion_tokens or req.max_tokens, logprobs=top, grammar=grammar
@@ -37,6 +41,11 @@ async def chat_completions(svc: Service, request: Request):
         return await svc.answer(reply.rid, "chat.completions", payload, job, request, reply.body)
     reply.usage = bool(req.stream_options and req.stream_options.include_usage)
     return svc.streamed(reply.rid, "chat.completions", payload, job, request, reply)
+
+
+def _constrained(req: ChatCompletionRequest) -> bool:
+    fmt = req.response_format
+    return bool(fmt and fmt.type != "text") or req.tool_choice not in (None, "auto", "none")
 
 
 def _grammar(svc: Service, req: ChatCompletionRequest, syntax: str | None) -> str | None:
