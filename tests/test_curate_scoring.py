@@ -462,3 +462,18 @@ def test_models_without_position_ids_are_scored_padded(tokenizer, keyword_lm, ti
     step.lm = (tiny_model, tokenizer)
     list(step.run([conv("Hi", "Hello there.")], StepStats("score")))
     assert step.details["model_scoring"] == {"turns": "all", "packed": True}
+
+
+def test_judge_replies_are_cached_and_a_rerun_asks_only_for_what_is_missing(judge_url, tmp_path):
+    url, seen = judge_url
+    cache = tmp_path / "judge.sqlite"
+    records = [conv(f"Question {i}", f"Answer {i}.") for i in range(3)]
+    first = Judge(base_url=url, model="m", cache=cache).score(records)
+    assert len(seen) == 6
+    again = Judge(base_url=url, model="m", cache=cache)
+    more = records + [conv("Question 3", "Answer 3.")]
+    assert again.score(more)[:3] == first
+    assert again.counts == {"cache_hits": 6, "requests": 2} and len(seen) == 8
+    other = Judge(base_url=url, model="other-model", cache=cache)  # another judge: its own replies
+    other.score(records[:1])
+    assert other.counts["requests"] == 2 and other.counts["cache_hits"] == 0

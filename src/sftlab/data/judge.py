@@ -121,6 +121,8 @@ class Judge:
     max_tokens: int = 256
     timeout: float = 60.0
     max_retries: int = 2
+    cache: str | Path | None = None
+    """SQLite file of replies (the synthesis request cache): a re-run asks only for what is missing."""
     counts: Counter = field(default_factory=Counter)
 
     def __post_init__(self):
@@ -128,6 +130,11 @@ class Judge:
         self._client = None
         self._lock = threading.Lock()  # counts are bumped from the worker threads
         self.last_error = ""
+        self._cache = None
+        if self.cache is not None:
+            from sftlab.data.synth.cache import RequestCache
+
+            self._cache = RequestCache(Path(self.cache).expanduser())
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -157,22 +164,31 @@ class Judge:
         return key
 
     def ask(self, prompt: str) -> str | None:
-        """The judge's reply to one prompt; ``None`` (counted in ``errors``) if the request failed."""
+        """The judge's reply to one prompt (from the cache when it has it); ``None`` (counted in ``errors``) on failure."""
         import openai
 
+        from sftlab.data.synth.cache import CachedResponse, request_key
+
+        messages = [{"role": "user", "content": prompt}]
+        key = request_key(
+            self.model, messages, {"temperature": self.temperature, "max_tokens": self.max_tokens}, None
+        )
+        if self._cache is not None and (hit := self._cache.get(key)) is not None:
+            self._count("cache_hits")
+            return hit.text
         self._count("requests")
         try:
             reply = self.client().chat.completions.create(
-                model=self.model,
-                messages=[{"role": "user", "content": prompt}],
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
+                model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens
             )
         except openai.OpenAIError as err:
             self._count("errors")
             self.last_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             return None
-        return reply.choices[0].message.content if reply.choices else None
+        text = reply.choices[0].message.content if reply.choices else None
+        if self._cache is not None and text is not None:
+            self._cache.put(key, CachedResponse(text))
+        return text
 
     def rate(self, record: Record, aspect: str) -> float | None:
         """One rating; malformed replies count as ``malformed`` and give ``None``."""
@@ -197,7 +213,7 @@ class Judge:
             ratings = pool.map(lambda job: self.rate(records[job[0]], job[1]), jobs)
             for (i, aspect), rating in zip(jobs, track(ratings, "judge", total=len(jobs)), strict=True):
                 results[i][f"judge_{aspect}"] = rating
-        if jobs and self.counts["errors"] == len(jobs):
+        if jobs and self.counts["errors"] and self.counts["errors"] == self.counts["requests"]:
             raise SftlabError(
                 f"every request to the judge at {self.base_url} failed (last: {self.last_error}); "
                 "check judge.base_url, judge.model and that the server is running"

@@ -272,7 +272,16 @@ class ScoreStep(GlobalStep):
 def _make_judge(cfg: Any):
     from sftlab.data.judge import Judge
 
-    fields = ("api_key_env", "aspects", "prompt_files", "max_workers", "temperature", "max_tokens", "timeout")
+    fields = (
+        "api_key_env",
+        "aspects",
+        "prompt_files",
+        "max_workers",
+        "temperature",
+        "max_tokens",
+        "timeout",
+        "cache",
+    )
     kwargs = {k: getattr(cfg, k) for k in fields if getattr(cfg, k, None) is not None}
     if hasattr(cfg, "api_key_env"):
         kwargs["api_key_env"] = cfg.api_key_env  # null is meaningful: no key needed

@@ -280,6 +280,9 @@ class JudgeConfig(Section):
     """Longest judge reply."""
     timeout: float = Field(default=60.0, gt=0)
     """Seconds per request before it counts as an error."""
+    cache: str | None = None
+    """SQLite file of the judge's replies, keyed by model, prompt and sampling parameters (as synthesis caches its
+    teacher): a re-run asks only for what is missing. Null: no cache."""
 
 
 class ScoreConfig(StepBase):
