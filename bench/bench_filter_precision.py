@@ -44,6 +44,9 @@ ROWS: list[tuple[str, dict, tuple[str, ...], str | None]] = [
     ("repetition", {"type": "repetition"}, ("repetition",), None),
     ("exact_dedup", {"type": "exact_dedup"}, ("exact_dedup", "minhash_dedup"), None),
     ("minhash_dedup", {"type": "minhash_dedup"}, ("exact_dedup", "minhash_dedup"), None),
+    ("context_fragment", {"type": "context_fragment"}, ("context_fragment",), None),
+    ("jailbreak", {"type": "jailbreak"}, ("jailbreak",), None),
+    ("pii", {"type": "pii"}, ("pii",), None),
 ]
 
 

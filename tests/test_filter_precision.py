@@ -46,6 +46,9 @@ def test_fixture_is_a_real_labelled_sample(fixture):
         "boilerplate",
         "exact_dedup",
         "minhash_dedup",
+        "context_fragment",
+        "jailbreak",
+        "pii",
     }
     size = sum(p.stat().st_size for p in bench.FIXTURE.iterdir())
     assert size < 1_000_000
@@ -64,6 +67,17 @@ def test_default_on_filter_precision(rows, name):
         f"{name}: precision {row.precision:.3f} < {MIN_PRECISION} (TP {row.tp}, FP {row.fp}); "
         "see which labelled records it now drops with bench/bench_filter_precision.py"
     )
+
+
+@pytest.mark.parametrize("name", ["context_fragment", "jailbreak", "pii"])
+def test_issue_22_filter_precision(rows, name):
+    """The filters real chat pools need (issue 22), on hand-labelled ShareGPT records."""
+    row = rows[name]
+    assert row.labelled >= 60 and row.tp >= 20, f"{name}: too few labelled drops to measure precision"
+    assert row.precision >= MIN_PRECISION, (
+        f"{name}: precision {row.precision:.3f} < {MIN_PRECISION} (TP {row.tp}, FP {row.fp})"
+    )
+    assert row.recall is not None and row.recall >= 0.7, f"{name}: recall {row.recall:.3f}"
 
 
 def test_opt_in_filters_are_off_by_default():

@@ -19,24 +19,12 @@ from functools import cached_property
 
 from sftlab.data.record import Conversation, Record
 from sftlab.data.steps.base import Decision, RecordStep
-from sftlab.data.steps.text import field_text, script_counts, words
+from sftlab.data.steps.text import field_text, prose_only, script_counts, words
 from sftlab.recipe.sections.curation import GarbledFilterConfig, LanguageFilterConfig, LengthFilterConfig
 
 Verdict = tuple[str, str | None] | None
-# An unclosed fence runs to the end of the text: a truncated answer still has its code hidden.
-_FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
-_INLINE_CODE = re.compile(r"`[^`\n]+`")
-
-
-def prose(text: str) -> str:
-    """Text without code (fenced or inline): code legitimately has symbols, braces and repeats.
-
-    >>> prose("Run `x[i]` then:\\n```\\nfor i in x: pass\\n```\\ndone")
-    'Run   then:\\n \\ndone'
-    """
-    if "`" not in text:
-        return text
-    return _INLINE_CODE.sub(" ", _FENCE.sub(" ", text))
+# Code is not prose: the filters that judge prose read it without code blocks (text.prose_only).
+prose = prose_only
 
 
 def user_text(record: Record) -> str:

@@ -1,4 +1,5 @@
-"""Text helpers shared by the curation steps: which text a step looks at, CJK-aware words, scripts.
+"""Text helpers shared by the curation steps: which text a step looks at, prose without code, CJK-aware
+words, scripts.
 
 >>> words("Hello, 世界 again")
 ['hello', '世', '界', 'again']
@@ -26,6 +27,16 @@ _WORD = re.compile(f"[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+", re.UNICODE)
 _PLAIN_WORD = re.compile(r"\w+")
 _ASCII_NON_WORD = {c: " " for c in range(128) if not (chr(c).isalnum() or c == 95)}
 _SPACE = re.compile(r"\s+")
+# A fence opens with ``` or ~~~ (3 or more) and closes with the same run; an unclosed fence
+# runs to the end of the text, so a truncated answer still has its code hidden.
+_BACKTICK_FENCE = re.compile(r"(`{3,}).*?(?:\1|\Z)", re.DOTALL)  # also mid-line: "see:```py ...```"
+_TILDE_FENCE = re.compile(
+    r"^[ \t]{0,3}(~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE
+)
+# An indented code block (4 spaces or a tab) starts after a blank line, as in Markdown: a list item's
+# wrapped line is not code.
+_INDENTED = re.compile(r"(?:\A|\n[ \t]*\n)((?:(?: {4}|\t)[^\n]*(?:\n|\Z)|[ \t]*\n(?= {4}|\t))+)")
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
 
 
 def field_text(record: Record, field: str) -> str:
@@ -39,6 +50,45 @@ def field_text(record: Record, field: str) -> str:
     if field == "prompt+response":
         return record.prompt_text() + "\n" + record.response
     return record.all_text()
+
+
+def prose_only(text: str) -> str:
+    """``text`` with its code removed (fenced with ``` or ~~~, indented, inline), for checks that judge prose.
+
+    Code legitimately repeats lines (``}``, ``end``), is full of symbols and has short or long lines; a
+    heuristic that reads prose (repeated lines, symbol ratio, line lengths, scripts) must not count it,
+    or it rejects most programming answers. Each block leaves a blank line, so paragraphs stay apart.
+
+    >>> prose_only("Run `x[i]` then:\\n```py\\nfor i in x: pass\\n```\\ndone")
+    'Run   then:\\n\\n\\ndone'
+    >>> prose_only("Example:\\n\\n    x = 1\\n    y = 2\\n\\nThat is all.\\n~~~\\ncode\\n~~~")
+    'Example:\\n\\n\\nThat is all.\\n\\n'
+    """
+    if "```" in text:
+        text = _BACKTICK_FENCE.sub("\n", text)
+    if "~~~" in text:
+        text = _TILDE_FENCE.sub("\n", text)
+    if "    " in text or "\t" in text:
+        text = _INDENTED.sub("\n\n", text)
+    return _INLINE_CODE.sub(" ", text) if "`" in text else text
+
+
+def code_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every code block and inline code span, the parts :func:`prose_only` removes.
+
+    >>> code_spans("a `b` c")
+    [(2, 5)]
+    """
+    spans: list[tuple[int, int]] = []
+    if "```" in text:
+        spans += [m.span() for m in _BACKTICK_FENCE.finditer(text)]
+    if "~~~" in text:
+        spans += [m.span() for m in _TILDE_FENCE.finditer(text)]
+    if "    " in text or "\t" in text:
+        spans += [m.span(1) for m in _INDENTED.finditer(text)]
+    if "`" in text:
+        spans += [m.span() for m in _INLINE_CODE.finditer(text)]
+    return sorted(spans)
 
 
 def norm_key(text: str) -> str:

@@ -156,6 +156,67 @@ class OffTopicFilterConfig(StepBase):
     """Smallest share of prompt keywords that must appear in the answer."""
 
 
+class ContextFragmentFilterConfig(StepBase):
+    """Conversations that start in the middle: a first user turn that only makes sense after an earlier
+    conversation ("continue", "and in python?", "rewrite your last answer") → ``context_fragment``; a later
+    segment of a split conversation (ShareGPT ids ``<id>_<n>``, n ≥ 1) whose first turn refers back →
+    ``split_continuation``. A segment that opens with a self-contained question is kept."""
+
+    type: Literal["context_fragment"] = "context_fragment"
+    max_prompt_words: int = Field(default=8, ge=1)
+    """Follow-up openers ("what about…", "and in…") and references ("the second one", "you said") count only in
+    first turns up to this many words; bare commands ("continue", "go on") count at any length."""
+    split_ids: bool = True
+    """Read ``meta.id`` endings ``_<n>`` (n ≥ 1) as later segments of a split conversation."""
+    segment_chars: int = Field(default=200, ge=1)
+    """How much of a segment's first turn is read for follow-up openers and references back."""
+    min_prompt_words: int = Field(default=0, ge=0)
+    """First user turns with fewer words → ``short_prompt``. Off (0) by default: on ShareGPT most first turns of
+    three words or fewer are greetings and topic questions ("what is AWS") that stand alone."""
+    extra_patterns: list[str] = Field(default_factory=list)
+    """More regular expressions (case-insensitive) a whole first user turn (lower-cased, trailing punctuation
+    removed) may match to count as a fragment."""
+
+
+class JailbreakFilterConfig(StepBase):
+    """Jailbreak and prompt-injection text: "ignore all previous instructions", DAN / "Do Anything Now",
+    "you are no longer bound by", "Developer Mode enabled", "[🔓JAILBREAK]", "Jailbreak successful" →
+    ``jailbreak``. Conservative: phrases that name the attack, not every mention of rules or policies."""
+
+    type: Literal["jailbreak"] = "jailbreak"
+    field: Literal["prompts", "answers", "all"] = "all"
+    """Where to look: user and system turns, assistant turns (an answer that plays along), or both."""
+    instruction_override: bool = True
+    """Count "ignore all previous instructions" as jailbreak text. On ShareGPT most hits are prompt-marketplace
+    prefixes before an ordinary task; a model trained to obey them obeys them after a real system prompt too.
+    Set false to keep those records."""
+    extra_patterns: list[str] = Field(default_factory=list)
+    """More regular expressions (case-insensitive) that mark jailbreak text."""
+
+
+PiiKind = Literal["email", "phone", "iban", "credit_card"]
+
+
+class PiiFilterConfig(StepBase):
+    """Personal data in any turn: e-mail addresses, phone numbers (valid for their region, via libphonenumber),
+    IBANs (mod-97 checksum) and payment card numbers (Luhn, known issuer prefix) → ``pii_<kind>``.
+    Not counted: reserved or placeholder addresses (``example.com``, ``.test``, ``your.name@…``), published test
+    card numbers and the textbook example IBANs, and phone-like numbers in code, versions, dates or ids."""
+
+    type: Literal["pii"] = "pii"
+    action: Literal["drop", "flag", "mask"] = "drop"
+    """``mask`` keeps the record with each finding replaced by a typed placeholder (``[EMAIL]``, ``[PHONE]``,
+    ``[IBAN]``, ``[CREDIT_CARD]``), counted as edited, not rejected."""
+    kinds: list[PiiKind] = Field(default_factory=lambda: ["email", "phone", "iban", "credit_card"])
+    """Which kinds of personal data to look for."""
+    answer_only: bool = False
+    """Also count what only an assistant turn contains. Off by default: on ShareGPT those were mostly sample data
+    the model made up ("John Doe, johndoe@abccompany.com"); contact data a user wrote counts in every turn."""
+    phone_region: str = "US"
+    """Region (ISO 3166 code) for numbers written without a ``+`` country code; ``+`` numbers of every country
+    are found whatever it is."""
+
+
 # ── dedup, conflicts, decontamination ──────────────────────────────────────
 
 
@@ -377,6 +438,9 @@ StepConfig = Annotated[
     | PlaceholderFilterConfig
     | RepetitionFilterConfig
     | OffTopicFilterConfig
+    | ContextFragmentFilterConfig
+    | JailbreakFilterConfig
+    | PiiFilterConfig
     | ExactDedupConfig
     | MinHashDedupConfig
     | RougeDedupConfig
@@ -395,4 +459,4 @@ class CurationSection(Section):
     enabled: bool = True
     """Run the curation steps; when false the raw records are used as they are."""
     steps: list[StepConfig] = Field(default_factory=list)
-    """Ordered steps; each item's ``type`` picks the step (normalize, length, garbled, language, boilerplate, ambiguous_reference, time_sensitive, placeholder, repetition, off_topic, exact_dedup, minhash_dedup, rouge_dedup, conflicts, decontaminate, split, augment, score, select, review)."""
+    """Ordered steps; each item's ``type`` picks the step (normalize, length, garbled, language, boilerplate, ambiguous_reference, time_sensitive, placeholder, repetition, off_topic, context_fragment, jailbreak, pii, exact_dedup, minhash_dedup, rouge_dedup, conflicts, decontaminate, split, augment, score, select, review)."""
