@@ -162,8 +162,24 @@ def test_refused_key_and_unknown_labels_are_one_line_without_the_key(world, tmp_
     assert f"${KEY_ENV} was refused" in str(err.value) and KEY not in str(err.value)
     assert "\n" not in str(err.value)
     bad = recipe_from_dict(_recipe(world, parity=[{"model": "fine-tuned", "endpoint": "nowhere"}]))
-    with pytest.raises(SftlabError, match="nowhere is not among the models to evaluate"):
+    with pytest.raises(SftlabError, match="names nowhere, not among the models to evaluate"):
         run_evaluation(bad, mammal_records(), tmp_path / "b", models={"fine-tuned": str(world["run"])})
     down = {"gone": "openai:http://127.0.0.1:9/v1#x"}
     with pytest.raises(SftlabError, match="endpoint gone .*cannot connect"):
         run_evaluation(recipe, mammal_records(), tmp_path / "c", models=down)
+    with pytest.raises(SftlabError, match="'openai:ftp://host/v1' is not an endpoint reference"):
+        run_evaluation(recipe, mammal_records(), tmp_path / "d", models={"x": "openai:ftp://host/v1"})
+    assert not any((tmp_path / d).exists() for d in "abcd")  # refused before any work, nothing half-written
+
+
+def test_cli_bad_parity_and_endpoint_options_are_one_line(world, tmp_path, capsys):
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(_recipe(world)))
+    assert main(["eval", str(recipe_path), "--models", "served", "--parity", "served"]) == 1
+    assert "--parity served: use MODEL=ENDPOINT" in capsys.readouterr().err
+    bad = _recipe(world)
+    bad["evaluation"]["endpoints"].append(dict(bad["evaluation"]["endpoints"][0], url="localhost:8000"))
+    recipe_path.write_text(yaml.safe_dump(bad))
+    assert main(["eval", str(recipe_path)]) == 2
+    err = capsys.readouterr().err
+    assert "evaluation.endpoints.1.url" in err and "used more than once" not in err

@@ -104,13 +104,19 @@ class Endpoint:
             )
         return SftlabError(self.scrub(f"{where}: {doing}: {_status(err)} {_message(err)}"))
 
-    def _first_model(self) -> str:
+    def listed(self) -> list[str] | None:
+        """The model ids the endpoint lists; ``None`` when it has no model list (404); other failures raise."""
         import openai
 
         try:
-            models = [m.id for m in self.client.models.list().data]
+            return [m.id for m in self.client.models.list().data]
+        except openai.NotFoundError:
+            return None
         except openai.OpenAIError as err:
             raise self.error(err, "listing its models") from None
+
+    def _first_model(self) -> str:
+        models = self.listed()
         if not models:
             raise SftlabError(
                 f"endpoint {self.label} ({self.settings.url}) lists no model; name one with #model"

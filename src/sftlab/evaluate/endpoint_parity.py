@@ -114,7 +114,7 @@ def parity_report(
         missing = [label for label in (model, endpoint) if label not in results]
         if missing:
             raise SftlabError(
-                f"evaluation.parity: {', '.join(missing)} is not among the models evaluated "
+                f"evaluation.parity names {', '.join(missing)}, not among the models evaluated "
                 f"({', '.join(results)}); name labels from --models or evaluation.endpoints"
             )
         answers = {label: [x["produced"] for x in results[label]["answers"]] for label in (model, endpoint)}

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sftlab.evaluate.badcases import bad_cases
-from sftlab.evaluate.endpoint import Endpoint, endpoint_section, generate, stream_latency
+from sftlab.evaluate.endpoint import Endpoint, endpoint_section, generate, is_endpoint, stream_latency
 from sftlab.evaluate.endpoint_logprobs import run_benchmarks
 from sftlab.evaluate.icl import IclPrompter
 from sftlab.evaluate.samples import EvalSample
@@ -29,6 +29,22 @@ LOSS_NA = (
 def connect(recipe: Recipe, label: str, ref: str) -> Endpoint:
     """The client for ``ref``, with the recipe's settings for ``label`` (key variable, timeout, concurrency)."""
     return Endpoint(label, endpoint_section(label, ref, recipe.evaluation.endpoints))
+
+
+def check_endpoints(recipe: Recipe, models: dict[str, str]) -> None:
+    """Reach every endpoint in ``models`` once (its model list) before any work: a bad reference, an
+    unreachable server or a refused key is one line now; a model the endpoint does not list is a warning."""
+    for label, ref in models.items():
+        if not is_endpoint(ref):
+            continue
+        endpoint = connect(recipe, label, ref)
+        listed = endpoint.listed()
+        if listed is not None and endpoint.model not in listed:
+            shown = ", ".join(listed[:5]) + (", ..." if len(listed) > 5 else "")
+            console.print(
+                f"[yellow]warning:[/] endpoint {label} does not list model '{endpoint.model}' (it lists {shown})",
+                highlight=False,
+            )
 
 
 def evaluate_endpoint(

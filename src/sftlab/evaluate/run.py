@@ -87,6 +87,10 @@ def run_evaluation(
 
     pairs = _parity_pairs(cfg, parity, models)
     served = {e for _, e, _ in pairs}
+    if any(is_endpoint(ref) for ref in models.values()):
+        from sftlab.evaluate.endpoint_run import check_endpoints
+
+        check_endpoints(recipe, models)  # a wrong URL, key or model fails now, not after the local models
     run = _Run(recipe, samples, records, benchmarks, general, metric_kw)
     run.checks = _symptom_checks(recipe, general)
     for label, ref in models.items():
@@ -356,7 +360,7 @@ def _parity_pairs(
     unknown = sorted({label for m, e, _ in pairs for label in (m, e) if label not in models})
     if unknown:
         raise SftlabError(
-            f"evaluation.parity / --parity: {', '.join(unknown)} is not among the models to evaluate "
+            f"evaluation.parity / --parity names {', '.join(unknown)}, not among the models to evaluate "
             f"({', '.join(models)}); use labels from --models or evaluation.endpoints"
         )
     return pairs
