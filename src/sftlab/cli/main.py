@@ -25,6 +25,7 @@ from sftlab.cli import (
     run_cmd,
     synth_cmd,
     train_cmd,
+    ui_cmd,
     use_cmd,
 )
 from sftlab.errors import SftlabError
@@ -53,6 +54,7 @@ app.command("export")(use_cmd.export)
 app.command("serve")(use_cmd.serve)
 app.command("estimate")(use_cmd.estimate)
 app.command("docs")(docs_cmd.docs)
+app.command("ui")(ui_cmd.ui)
 
 
 def _version(value: bool) -> None:

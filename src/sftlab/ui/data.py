@@ -1,0 +1,156 @@
+"""The curated records of a run for review: kept and rejected, counts, search and filters, decisions.
+
+Reads ``<run>/curation/kept.jsonl`` and ``rejects.jsonl`` (``{"step", "reason",
+"detail", "record"}``) without ever writing them. Decisions go to
+``<run>/review.jsonl`` — outside ``curation/``, because every curation run
+replaces that folder whole — one JSON line per decision, appended with a single
+``write`` under a lock and flushed to disk, so a line is either there whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sftlab.data.steps.review import DECISIONS, read_decisions
+
+REVIEW_FILE = "review.jsonl"
+FILTERS = ("status", "step", "reason", "source", "task")
+_LOCK = threading.Lock()
+_CACHE: dict[Path, tuple[tuple, list[Item]]] = {}
+
+
+@dataclass
+class Item:
+    """One record as the review sees it."""
+
+    id: str
+    status: str  # kept | rejected
+    step: str
+    reason: str
+    detail: str
+    record: dict[str, Any]
+    text: str  # lower-cased, for search
+
+    def get(self, key: str) -> str:
+        if key in ("source", "task"):
+            return str((self.record.get("meta") or {}).get(key) or "")
+        return str(getattr(self, key))
+
+    @property
+    def turns(self) -> list[dict[str, Any]]:
+        if self.record.get("kind") == "text":
+            return [{"role": "text", "content": self.record.get("text", "")}]
+        system = [{"role": "system", "content": self.record["system"]}] if self.record.get("system") else []
+        return system + list(self.record.get("turns") or [])
+
+    @property
+    def answer(self) -> str:
+        if self.record.get("kind") == "text":
+            return self.record.get("text", "")
+        answers = [
+            t.get("content", "") for t in self.record.get("turns") or [] if t.get("role") == "assistant"
+        ]
+        return answers[-1] if answers else ""
+
+    @property
+    def prompt(self) -> str:
+        users = [t.get("content", "") for t in self.record.get("turns") or [] if t.get("role") == "user"]
+        return users[0] if users else self.answer
+
+
+def load_items(run: Path) -> list[Item]:
+    """Rejected then kept records of the run's curation (re-read only when the files change)."""
+    folder = run / "curation"
+    files = [folder / "rejects.jsonl", folder / "kept.jsonl"]
+    key = tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else None for f in files)
+    cached = _CACHE.get(folder)
+    if cached and cached[0] == key:
+        return cached[1]
+    items = list(_read(files[0], rejected=True)) + list(_read(files[1], rejected=False))
+    _CACHE[folder] = (key, items)
+    return items
+
+
+def _read(path: Path, *, rejected: bool):
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            record = row.get("record", {}) if rejected else row
+            if not isinstance(record, dict):
+                continue
+            meta = record.get("meta") or {}
+            yield Item(
+                id=str(meta.get("id") or f"{path.stem}-line-{number}"),
+                status="rejected" if rejected else "kept",
+                step=str(row.get("step") or "") if rejected else "",
+                reason=str(row.get("reason") or "") if rejected else "",
+                detail=str(row.get("detail") or "") if rejected else "",
+                record=record,
+                text=json.dumps(record, ensure_ascii=False).lower(),
+            )
+
+
+def select(items: list[Item], query: str = "", **filters: str) -> list[Item]:
+    """Items matching every non-empty filter and containing every word of ``query`` (case-insensitive)."""
+    words = query.lower().split()
+    chosen = [(k, v) for k, v in filters.items() if v]
+    return [it for it in items if all(it.get(k) == v for k, v in chosen) and all(w in it.text for w in words)]
+
+
+def counts(items: list[Item]) -> dict[str, Counter]:
+    """Counts by status, step and reason (``step: reason``), source and task."""
+    out: dict[str, Counter] = {k: Counter() for k in ("status", "reason", "source", "task")}
+    for it in items:
+        out["status"][it.status] += 1
+        if it.reason:
+            out["reason"][(it.step, it.reason)] += 1
+        out["source"][it.get("source") or "(none)"] += 1
+        out["task"][it.get("task") or "(none)"] += 1
+    return out
+
+
+def decisions(run: Path) -> dict[str, dict[str, Any]]:
+    """The last decision per record id in the run's review file (none yet: empty)."""
+    path = run / REVIEW_FILE
+    return read_decisions(path) if path.is_file() else {}
+
+
+class BadDecision(ValueError):
+    """A decision the client sent that cannot be recorded (answered with 400)."""
+
+
+def append_decision(
+    run: Path, record_id: str, decision: str, *, who: str, why: str = "", answer=None
+) -> dict:
+    """Append one decision line to ``<run>/review.jsonl``; returns the line written."""
+    if decision not in DECISIONS:
+        raise BadDecision(f"decision {decision!r}: one of {', '.join(DECISIONS)}")
+    if not any(it.id == record_id for it in load_items(run)):
+        raise BadDecision(f"id {record_id!r}: no such record in this run's curation")
+    if decision == "edit" and not isinstance(answer, str):
+        raise BadDecision("an edit needs the new answer")
+    row: dict[str, Any] = {"id": record_id, "decision": decision}
+    if decision == "edit":
+        row["answer"] = answer
+    row.update(who=who, when=datetime.now(UTC).isoformat(timespec="seconds"), why=why or "")
+    line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    with _LOCK:
+        fd = os.open(run / REVIEW_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return row

@@ -1,0 +1,141 @@
+"""``sftlab ui`` over HTTP: pages of a real curated run, decisions appended, and the security rules."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sftlab.cli.main import main
+from sftlab.ui.app import create_app
+from ui_helpers import write_recipe
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ui")
+    assert main(["run", str(write_recipe(folder, "no-model-needed")), "--until", "curate"]) == 0
+    (folder / "secret.txt").write_text("not for the browser")
+    return folder / "runs"
+
+
+@pytest.fixture
+def client(runs):
+    return TestClient(create_app(runs, who="tester"), base_url="http://127.0.0.1")
+
+
+def test_runs_list_run_page_and_data_review_show_the_curated_run(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'data-run="tiny"' in page.text and "12 → 10" in page.text
+    assert "curate done" in page.text
+    run = client.get("/run", params={"r": "tiny"})
+    assert run.status_code == 200 and "/files/tiny/curation/report.html" in run.text
+    data = client.get("/data", params={"r": "tiny"})
+    assert "12 shown of 12" in data.text and "exact_dedup: exact_duplicate</a> 2" in data.text
+    rejected = client.get("/data", params={"r": "tiny", "status": "rejected"})
+    assert "2 shown of 12" in rejected.text
+    search = client.get("/data", params={"r": "tiny", "q": "LEMON yellow"})
+    assert "1 shown of 12" in search.text and "Is a lemon yellow?" in search.text
+    record = client.get("/record", params={"r": "tiny", "id": "fruit-5"})
+    assert (
+        record.status_code == 200
+        and "Is a lemon yellow?" in record.text
+        and 'data-next="/record?' in record.text
+    )
+
+
+def test_decisions_are_appended_one_line_each_and_the_source_is_untouched(client, runs):
+    kept = runs / "tiny" / "curation" / "kept.jsonl"
+    before = kept.read_bytes()
+    ok = client.post("/api/review", json={"run": "tiny", "id": "fruit-1", "decision": "drop", "why": "vague"})
+    assert ok.status_code == 200 and ok.json()["who"] == "tester"
+    edit = client.post(
+        "/api/review", json={"run": "tiny", "id": "fruit-2", "decision": "edit", "answer": "Yes."}
+    )
+    assert edit.status_code == 200
+    lines = [json.loads(x) for x in (runs / "tiny" / "review.jsonl").read_text().splitlines()]
+    assert [(x["id"], x["decision"]) for x in lines[-2:]] == [("fruit-1", "drop"), ("fruit-2", "edit")]
+    assert lines[-1]["answer"] == "Yes." and lines[-2]["why"] == "vague" and lines[-1]["when"]
+    assert kept.read_bytes() == before
+    assert '<b id="decision">drop</b>' in client.get("/record", params={"r": "tiny", "id": "fruit-1"}).text
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"run": "tiny", "id": "fruit-1", "decision": "maybe"}, 400),
+        ({"run": "tiny", "id": "no-such-id", "decision": "keep"}, 400),
+        ({"run": "tiny", "id": "fruit-1", "decision": "edit"}, 400),
+        ({"run": "../..", "id": "fruit-1", "decision": "keep"}, 403),
+        ({"run": "nope", "id": "fruit-1", "decision": "keep"}, 404),
+        (["not", "an", "object"], 400),
+    ],
+)
+def test_bad_decisions_are_4xx_and_write_nothing(client, runs, body, status):
+    review = runs / "tiny" / "review.jsonl"
+    before = review.read_bytes() if review.exists() else b""
+    assert client.post("/api/review", json=body).status_code == status
+    assert (review.read_bytes() if review.exists() else b"") == before
+
+
+def test_a_cross_site_form_post_is_refused(client):
+    form = client.post("/api/review", data={"run": "tiny", "id": "fruit-1", "decision": "drop"})
+    assert form.status_code == 415
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/files/../secret.txt",
+        "/files/%2E%2E/secret.txt",
+        "/files/tiny/..%2F..%2Fsecret.txt",
+        "/files/%2Fetc%2Fpasswd",
+        "/files//etc/passwd",
+        "/files/tiny/escape/secret.txt",
+        "/run?r=..",
+        "/run?r=/etc",
+        "/data?r=tiny/escape",
+        "/api/metrics?r=../",
+    ],
+)
+def test_nothing_outside_the_runs_folder_is_served(client, runs, url):
+    link = runs / "tiny" / "escape"
+    if not link.exists():
+        os.symlink(runs.parent, link)  # a symlink inside the runs folder pointing out of it
+    response = client.get(url)
+    assert response.status_code in (403, 404), url
+    assert "not for the browser" not in response.text and "root:" not in response.text
+
+
+def test_files_inside_the_runs_folder_are_served(client):
+    assert "<html" in client.get("/files/tiny/curation/report.html").text.lower()
+    assert client.get("/files/tiny/curation/missing.html").status_code == 404
+
+
+def test_a_token_is_required_when_set_and_a_cookie_keeps_it(runs):
+    app = create_app(runs, token="s3cret")
+    client = TestClient(app, base_url="http://192.0.2.10:7860")  # any Host: the token is the guard
+    assert client.get("/").status_code == 401
+    assert client.get("/", params={"token": "wrong"}).status_code == 401
+    assert client.get("/", params={"token": "s3cret"}).status_code == 200
+    assert client.get("/run", params={"r": "tiny"}).status_code == 200  # the cookie now carries it
+    other = TestClient(app, base_url="http://192.0.2.10:7860")
+    assert other.get("/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_without_a_token_only_loopback_host_names_are_answered(runs):
+    assert TestClient(create_app(runs), base_url="http://evil.example:7860").get("/").status_code == 403
+    assert TestClient(create_app(runs), base_url="http://localhost:7860").get("/").status_code == 200
+
+
+def test_the_cli_refuses_another_address_without_a_token_and_a_missing_folder(runs, capsys, monkeypatch):
+    monkeypatch.delenv("SFTLAB_UI_TOKEN", raising=False)
+    assert main(["ui", str(runs), "--host", "0.0.0.0"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "--host 0.0.0.0: other machines could read your runs; set --token" in err and "Traceback" not in err
+    )
+    assert main(["ui", str(runs / "missing")]) == 1
+    assert "not a folder" in capsys.readouterr().err
