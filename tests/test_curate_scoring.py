@@ -477,3 +477,13 @@ def test_judge_replies_are_cached_and_a_rerun_asks_only_for_what_is_missing(judg
     other = Judge(base_url=url, model="other-model", cache=cache)  # another judge: its own replies
     other.score(records[:1])
     assert other.counts["requests"] == 2 and other.counts["cache_hits"] == 0
+
+
+def test_repeated_lines_inside_code_are_not_a_formatting_fault():
+    code = (
+        "Two handlers:\n\n```js\napp.get('/a', (req, res) => { res.send(render(req.query)); });\n"
+        "app.get('/a', (req, res) => { res.send(render(req.query)); });\n```\n\nBoth render the query."
+    )
+    assert format_checks(code, 20)["no_repeated_lines"]
+    prose = "This sentence is long enough to count as a line.\n" * 2
+    assert not format_checks(prose, 20)["no_repeated_lines"]

@@ -43,6 +43,7 @@ from sftlab.data.record import Conversation, Record
 from sftlab.data.steps.base import Decision, GlobalStep
 from sftlab.data.steps.losses import supports_packing
 from sftlab.data.steps.perplexity import answer_losses, model_scores
+from sftlab.data.steps.text import prose_only
 from sftlab.errors import RecipeError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -52,7 +53,6 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W_]+", re.UNICODE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
 _HEADER = re.compile(r"^\s*#{1,6}\s+\S", re.MULTILINE)
-_FENCED = re.compile(r"^\s*(```|~~~).*?(^\s*\1|\Z)", re.MULTILINE | re.DOTALL)
 LENGTH_TARGET_WORDS = 200
 DIVERSITY_WINDOW = 50
 
@@ -100,18 +100,9 @@ def moving_ttr(tokens: list[str], window: int = DIVERSITY_WINDOW) -> float:
     return total / ((len(tokens) - window + 1) * window)
 
 
-def _prose_only(text: str) -> str:
-    """``text`` without fenced code blocks (private until ``text.prose_only`` is shared).
-
-    >>> _prose_only("Intro\\n```py\\nx = 1\\nx = 1\\n```\\nEnd")
-    'Intro\\n\\nEnd'
-    """
-    return _FENCED.sub("", text) if ("```" in text or "~~~" in text) else text
-
-
 def format_checks(text: str, n_words: int) -> dict[str, bool]:
     """Formatting signals of a good answer; the ``format`` score is the share that pass."""
-    prose_lines = [ln.strip() for ln in _prose_only(text).splitlines() if len(ln.strip()) > 20]
+    prose_lines = [ln.strip() for ln in prose_only(text).splitlines() if len(ln.strip()) > 20]
     stripped = text.rstrip()
     return {
         # an unclosed ``` fence usually means a truncated answer
