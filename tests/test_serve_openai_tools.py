@@ -186,6 +186,28 @@ def test_a_forced_call_streams_in_openais_delta_shape(client):
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+def test_parallel_tool_calls_false_ends_at_the_first_call(server, client):
+    """The first call's closing tag ends generation: a model that would go on to a second call cannot."""
+    from sftlab.serve.schemas import ChatCompletionRequest
+    from sftlab.serve.tools import CLOSE, extra_stops
+
+    one = ChatCompletionRequest.model_validate(
+        {"messages": ASK, "tools": TOOLS, "parallel_tool_calls": False}
+    )
+    assert extra_stops(one, "hermes") == (CLOSE,) and extra_stops(one, "json") == ()
+    text = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n'  # as cut by the stop: no closing tag
+    assert [c.name for c in parse_calls(text, "hermes")[1]] == ["add"]
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        tools=TOOLS,
+        tool_choice="required",
+        parallel_tool_calls=False,
+        max_tokens=60,
+    )
+    assert len(reply.choices[0].message.tool_calls) == 1
+
+
 def test_tool_results_go_into_the_template(client, qwen3_tokenizer):
     call = {
         "id": "call_1",
@@ -237,7 +259,6 @@ def test_auto_lets_the_model_answer_in_text_streamed_alike(client):
     ("kwargs", "param"),
     [
         ({"tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
-        ({"parallel_tool_calls": False}, "parallel_tool_calls"),
         ({"tool_choice": "required", "response_format": {"type": "json_object"}}, "response_format"),
         ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "tools.0.function.name"),
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from typing import Any
@@ -32,6 +33,8 @@ async def chat_completions(svc: Service, request: Request):
     sampling = svc.sampling_of(
         req, req.max_completion_tokens or req.max_tokens, logprobs=top, grammar=grammar
     )
+    if stops := T.extra_stops(req, syntax):
+        sampling = dataclasses.replace(sampling, stop=sampling.stop + stops)
     prompt_ids = _render(svc.tokenizer, req)
     svc.check_context(prompt_ids, sampling)
     token_text = await asyncio.to_thread(token_bytes, svc.worker.grammars) if top is not None else None

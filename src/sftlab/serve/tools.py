@@ -76,13 +76,14 @@ def require_syntax(tokenizer, req: ChatCompletionRequest) -> str | None:
             "this server cannot parse: <tool_call> blocks or Llama 3 JSON)",
             param="tools" if req.tools else "messages",
         )
-    if req.parallel_tool_calls is False:
-        raise ApiError(
-            400,
-            "parallel_tool_calls=false is not supported: the model may call several tools",
-            param="parallel_tool_calls",
-        )
     return syntax
+
+
+def extra_stops(req: ChatCompletionRequest, syntax: str | None) -> tuple[str, ...]:
+    """``parallel_tool_calls: false``: generation ends with the first call's closing tag (one call at most)."""
+    if req.parallel_tool_calls is False and syntax == "hermes" and req.tool_choice != "none":
+        return (CLOSE,)
+    return ()  # Llama's JSON form and a forced call hold one call anyway
 
 
 def template_messages(req: ChatCompletionRequest) -> list[dict[str, Any]]:
