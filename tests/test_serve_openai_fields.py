@@ -284,3 +284,24 @@ def test_get_model_by_id_over_plain_http(server):
     assert httpx.get(f"{root}/models/{MODEL}").json()["id"] == MODEL
     missing = httpx.get(f"{root}/models/other")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_the_clients_pydantic_parse_helper_gets_a_valid_object(client):
+    """``chat.completions.parse`` sends a strict schema with ``$defs`` and titles, as most users meet it."""
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Inner(BaseModel):
+        x: int = Field(ge=0, le=9)
+
+    class Answer(BaseModel):
+        colour: Literal["red", "blue"]
+        inner: Inner
+        ok: bool
+
+    reply = client.chat.completions.parse(
+        model=MODEL, messages=MESSAGES, max_tokens=60, temperature=0, response_format=Answer
+    )
+    assert reply.choices[0].finish_reason == "stop"
+    assert isinstance(reply.choices[0].message.parsed, Answer)

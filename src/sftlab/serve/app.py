@@ -52,11 +52,7 @@ def create_app(
     "length"``, as a ``max_tokens`` cut does; one still queued gets a 503 ``request_timeout`` error.
     """
     if model is None or tokenizer is None:
-        from sftlab.models import load_model, load_tokenizer, resolve_model
-
-        resolved = resolve_model(model_ref)
-        tokenizer = tokenizer or load_tokenizer(resolved)
-        model = model or load_model(resolved, dtype=dtype, device=device, merge_adapter=True)
+        model, tokenizer = _load(model_ref, model, tokenizer, dtype=dtype, device=device)
     model.eval()
     name = served_name or (Path(model_ref).name if model_ref else "sftlab-model")
     worker = GenerationWorker(
@@ -95,6 +91,15 @@ def create_app(
     _errors(app)
     _routes(app, svc)
     return app
+
+
+def _load(model_ref: str | None, model, tokenizer, *, dtype: str, device: str | None):
+    from sftlab.models import load_model, load_tokenizer, resolve_model
+
+    resolved = resolve_model(model_ref)
+    tokenizer = tokenizer or load_tokenizer(resolved)
+    model = model or load_model(resolved, dtype=dtype, device=device, merge_adapter=True)
+    return model, tokenizer
 
 
 def _errors(app: FastAPI) -> None:
