@@ -36,13 +36,20 @@ class Tally:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)
     candidates: Counter = field(default_factory=Counter)
+    _ids: set = field(default_factory=set, repr=False)
 
     def saw(self, stage: str, n: int = 1) -> None:
         """Count ``n`` candidates entering ``stage``."""
         self.candidates[stage] += n
 
-    def keep(self, record: Conversation) -> None:
+    def keep(self, record: Conversation, stage: str) -> bool:
+        """Keep ``record`` unless one with its id (the same prompt and answer) was kept already."""
+        if record.meta.id in self._ids:
+            self.reject(stage, "duplicate", {"id": record.meta.id, "prompt": record.turns[0].content})
+            return False
+        self._ids.add(record.meta.id)
         self.kept.append(record)
+        return True
 
     def reject(
         self, stage: str, reason: str, item: dict[str, Any], raw: str | None = None, detail: str | None = None

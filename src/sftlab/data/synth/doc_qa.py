@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sftlab.data.synth.context import SynthContext, join_prompt, single_turn
+from sftlab.data.synth.echo import first_echo
 from sftlab.data.synth.parse import parse_json_objects, parse_yes_no
 from sftlab.data.synth.similarity import rouge_l, token_f1
 from sftlab.errors import DataError
@@ -191,7 +192,8 @@ def run(ctx: SynthContext) -> None:
                 ),
                 instruction=pair.question,
                 input=pair.input or None,
-            )
+            ),
+            "verify",
         )
 
 
@@ -224,8 +226,14 @@ def _generate(ctx: SynthContext, chunks: list[Chunk]) -> list[_Pair]:
         if not objects:
             ctx.tally.reject("generate", "malformed_json", item, raw=res.text)
             continue
-        for obj in objects[: cfg.pairs_per_chunk]:
+        template = ctx.templates["doc_qa_generate"]
+        for n, obj in enumerate(objects):
             ctx.tally.saw("pair")
+            if n >= cfg.pairs_per_chunk:  # asked for N, got more: counted, not silently cut
+                ctx.tally.reject(
+                    "pair", "surplus", {**item, "pair": obj}, detail=f"beyond pairs_per_chunk ({n + 1})"
+                )
+                continue
             question, answer = obj.get("instruction"), obj.get("output")
             input_text = obj.get("input") or ""
             if not (isinstance(question, str) and isinstance(answer, str) and isinstance(input_text, str)):
@@ -233,6 +241,10 @@ def _generate(ctx: SynthContext, chunks: list[Chunk]) -> list[_Pair]:
                 continue
             if not question.strip() or not answer.strip():
                 ctx.tally.reject("pair", "empty_field", {**item, "pair": obj})
+                continue
+            echo = first_echo([question, input_text, answer], template)
+            if echo:
+                ctx.tally.reject("pair", "template_echo", {**item, "pair": obj}, detail=echo)
                 continue
             pairs.append(_Pair(chunk, question.strip(), input_text.strip(), answer.strip(), res.request.seed))
     return pairs

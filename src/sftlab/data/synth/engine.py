@@ -15,7 +15,10 @@ arrived in — so a run is reproducible given the same teacher responses.
 * cache: every answer is committed as it arrives (:mod:`.cache`), so a re-run
   after a crash sends only what is missing;
 * accounting: requests, cache hits, retries, failures by reason, tokens from the
-  responses' ``usage`` and the cost at the configured prices.
+  responses' ``usage`` and the cost at the configured prices;
+* coalescing: identical requests in flight at once (two chunks asking the same
+  closed-book question) are sent once; the others wait for that answer
+  (``coalesced``), so the cache is never raced.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +38,8 @@ from sftlab.recipe.sections.synth import TeacherSection
 from sftlab.utils.progress import make_progress
 
 MAX_REFUSED_IN_ROW = 20
-"""Stop the run after this many consecutive non-retryable failures (4xx other than 429)."""
+"""Stop the run after this many consecutive failed requests: 4xx other than 429, or 429/5xx/timeouts still
+failing after ``max_retries``."""
 
 
 class TeacherError(SftlabError):
@@ -85,6 +89,7 @@ class Usage:
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
+    coalesced: int = 0
     failures: Counter = field(default_factory=Counter)
     by_template: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -109,6 +114,7 @@ class Usage:
         return {
             "requests_sent": self.requests_sent,
             "cache_hits": self.cache_hits,
+            "coalesced": self.coalesced,
             "retries": self.retries,
             "failed_requests": dict(self.failures),
             "requests_by_template": dict(self.by_template),
@@ -144,6 +150,8 @@ class Teacher:
         )
         self._jitter = random.Random()  # timing only; never affects content
         self._refused_in_row = 0
+        self._inflight: dict[str, Future] = {}
+        self._inflight_lock = threading.Lock()
 
     def complete_many(self, requests: list[ChatRequest], description: str) -> list[ChatResult]:
         """Answer every request (cache first), concurrently; results in request order."""
@@ -169,7 +177,7 @@ class Teacher:
         return results  # type: ignore[return-value]
 
     def complete(self, req: ChatRequest) -> ChatResult:
-        """Answer one request: from the cache, else from the teacher with retries."""
+        """Answer one request: from the cache, from an identical request in flight, or from the teacher."""
         params = self._params(req)
         messages = [{"role": role, "content": content} for role, content in req.messages]
         key = request_key(self.config.model, messages, params, req.seed)
@@ -181,6 +189,31 @@ class Teacher:
                 cached_completion_tokens=hit.completion_tokens,
             )
             return ChatResult(req, text=hit.text, cached=True)
+        with self._inflight_lock:
+            owner = key not in self._inflight
+            if owner:
+                self._inflight[key] = Future()
+            pending = self._inflight[key]
+        if not owner:
+            first = pending.result()  # re-raises a TeacherError of the request it waited for
+            self.usage.add(coalesced=1)
+            return ChatResult(req, text=first.text, error=first.error, cached=first.ok)
+        try:
+            result = self._ask(req, key, messages, params)
+        except BaseException as err:
+            pending.set_exception(err)
+            raise
+        else:
+            pending.set_result(result)
+            return result
+        finally:
+            with self._inflight_lock:
+                del self._inflight[key]
+
+    def _ask(
+        self, req: ChatRequest, key: str, messages: list[dict[str, str]], params: dict[str, Any]
+    ) -> ChatResult:
+        """Send one request to the teacher, retrying what is worth retrying."""
         with self.usage._lock:
             self.usage.by_template[req.template] += 1
         attempt = 0
@@ -196,6 +229,7 @@ class Teacher:
                             "(answers received so far are cached and will not be asked again)"
                         ) from None
                     self.usage.fail(retry.reason)
+                    self._count_refusal(_Failed(retry.reason, f"still failing after {attempt + 1} attempts"))
                     return ChatResult(req, error=retry.reason)
                 self.usage.add(retries=1)
                 time.sleep(self._delay(attempt, retry.delay))
@@ -205,7 +239,8 @@ class Teacher:
                 self.usage.fail(failed.reason)
                 self._count_refusal(failed)
                 return ChatResult(req, error=failed.reason)
-            self._refused_in_row = 0
+            with self.usage._lock:
+                self._refused_in_row = 0
             self.cache.put(key, response)
             self.usage.add(
                 requests_sent=1,
@@ -215,15 +250,16 @@ class Teacher:
             return ChatResult(req, text=response.text)
 
     def _count_refusal(self, failed: _Failed) -> None:
-        # One bad request is the item's problem; many in a row mean every request is wrong
-        # (an endpoint that is not chat-completions, a parameter the server rejects): stop early.
+        # One failed request is the item's problem; many in a row mean every request fails the same way
+        # (a server answering 500 to everything, an endpoint that is not chat-completions, a parameter the
+        # server rejects): stop early with one line instead of spending the run on it.
         with self.usage._lock:
             self._refused_in_row += 1
             stop = self._refused_in_row >= MAX_REFUSED_IN_ROW
         if stop:
             raise TeacherError(
-                f"the teacher at {self.config.base_url} rejected {MAX_REFUSED_IN_ROW} requests in a row "
-                f"(last: {failed.reason}: {failed.message}); check synth.teacher.base_url and model"
+                f"the teacher at {self.config.base_url} failed {MAX_REFUSED_IN_ROW} requests in a row "
+                f"(last: {failed.reason}: {failed.message}); check the server and synth.teacher.base_url and model"
             )
 
     def _params(self, req: ChatRequest) -> dict[str, Any]:

@@ -10,7 +10,8 @@ goes on to the next round instead, when the evolved prompt
 
 * adds nothing (equal to the parent, or ROUGE-L ≥ ``max_parent_similarity``;
   breadth evolutions are meant to differ, so only equality counts for them),
-* copies the template's scaffolding (``#New Task#``, "original task"),
+* copies the template's scaffolding (``#New Task#``, "original task"), or a whole clause of its
+  instructions ("Reply with the new task only") → ``template_echo``,
 * is a refusal ("sorry", "as an AI"), or is empty,
 
 or when its answer is a refusal or shorter than ``min_answer_words``.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sftlab.data.synth.context import SynthContext, join_prompt, single_turn
+from sftlab.data.synth.echo import template_echo
 from sftlab.data.synth.self_instruct import load_seed_tasks
 from sftlab.data.synth.similarity import rouge_l
 from sftlab.errors import DataError
@@ -122,8 +124,9 @@ def run(ctx: SynthContext) -> None:
                 continue
             text = (res.text or "").strip()
             problem = evolution_problem(parent.text, text, op, cfg.max_parent_similarity)
-            if problem:
-                ctx.tally.reject("evolve", problem, item, raw=res.text)
+            echo = None if problem else template_echo(text, ctx.templates[f"evol_{op}"])
+            if problem or echo:
+                ctx.tally.reject("evolve", problem or "template_echo", item, raw=res.text, detail=echo)
                 continue
             child = Prompt(f"{parent.id}.{rnd + 1}", text, parent.generation + 1)
             evolved.append((parent, child, op, res.request.seed))
@@ -158,6 +161,6 @@ def run(ctx: SynthContext) -> None:
                     generation=child.generation,
                 ),
             )
-            ctx.tally.keep(record)
-            survivors[parent.id] = Prompt(record.meta.id or child.id, child.text, child.generation)
+            if ctx.tally.keep(record, "answer"):
+                survivors[parent.id] = Prompt(record.meta.id or child.id, child.text, child.generation)
         current = list(survivors.values())

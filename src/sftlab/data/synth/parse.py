@@ -19,7 +19,15 @@ import re
 from typing import Any
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)(?:```|$)", re.DOTALL)
-_ITEM = re.compile(r"^\s*(?:(?:task|instruction)\s*)?\(?\d{1,3}\s*[.):\-]\s*(.+)$", re.IGNORECASE)
+# A numbered item however the teacher marks it: "1. Task", "2) Task", "(3) Task", "Task 4: ...", "- 5. Task",
+# "* 6) Task", "**7.** Task", "**8. Task**", "9 - Task", "10 – Task".
+_ITEM = re.compile(
+    r"^\s*(?:[-*•+]\s+)?(?:\*\*|__)?\s*(?:(?:task|instruction|question)\s*)?\(?(\d{1,3})\s*(?:[.):]|\s[-–—])"
+    r"\s*(?:\*\*|__)?\s*(.+)$",
+    re.IGNORECASE,
+)
+_BULLET = re.compile(r"^(\s*)[-*•+]\s+(.+)$")
+_EMPHASIS = re.compile(r"^(?:\*\*|__)(.+?)(?:\*\*|__)$")
 
 
 def parse_json_objects(text: str) -> list[dict[str, Any]]:
@@ -58,13 +66,40 @@ def _unfence(text: str) -> str:
 
 
 def parse_numbered_list(text: str) -> list[str]:
-    """Items of a numbered list (``1.``, ``2)``, ``Task 3:``), stripped; other lines ignored."""
+    """Items of the list a teacher wrote, stripped; other lines ignored.
+
+    Numbered items in any of the usual styles are read; a bullet under a numbered item belongs to it and is
+    not an item. Only when nothing is numbered are the outermost bullets ("- Task") the items.
+
+    >>> parse_numbered_list("- 1. Write a poem.\\n  - about the sea\\n- **2.** Sort a list\\n3 - Name a bird")
+    ['Write a poem.', 'Sort a list', 'Name a bird']
+    """
     items = []
     for line in text.splitlines():
         match = _ITEM.match(line)
-        if match and match.group(1).strip():
-            items.append(match.group(1).strip())
-    return items
+        if match and (item := _clean(match.group(2))):
+            items.append(item)
+    return items or _bullets(text)
+
+
+def _bullets(text: str) -> list[str]:
+    found = [(len(m.group(1).expandtabs(4)), m.group(2)) for m in map(_BULLET.match, text.splitlines()) if m]
+    if not found:
+        return []
+    top = min(indent for indent, _ in found)
+    return [item for indent, raw in found if indent == top and (item := _clean(raw))]
+
+
+def _clean(item: str) -> str:
+    """An item without the emphasis wrapped around all of it ("**Sort a list**" → "Sort a list")."""
+    item = item.strip()
+    match = _EMPHASIS.match(item)
+    if match:
+        return match.group(1).strip()
+    for mark in ("**", "__"):  # "**1. Task**": the opening mark came before the number
+        if item.endswith(mark) and item.count(mark) % 2:
+            return item[: -len(mark)].strip()
+    return item
 
 
 def parse_yes_no(text: str) -> bool | None:

@@ -9,7 +9,9 @@ Output folder (``synth.output_dir``, default ``<output_dir>/synth``)::
 
 Records, rejects and summary are written atomically at the end, so a run that
 stops early (endpoint down, SIGKILL) leaves no half-written outputs; the cache
-makes the next run skip every request already answered.
+makes the next run skip every request already answered. A run in which the
+teacher answered no request at all (every one failed after its retries) is an
+error too, not an empty success.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sftlab.data.io import write_records
 from sftlab.data.synth import doc_qa, evol_instruct, self_instruct
 from sftlab.data.synth.cache import RequestCache
 from sftlab.data.synth.context import SynthContext
-from sftlab.data.synth.engine import Teacher
+from sftlab.data.synth.engine import Teacher, TeacherError
 from sftlab.data.synth.templates import load_templates
 from sftlab.recipe.schema import Recipe
 from sftlab.utils.atomic import write_json, write_jsonl
@@ -55,6 +57,7 @@ def run_synth(recipe: Recipe) -> dict[str, Any]:
         PIPELINES[cfg.pipeline](ctx)
     finally:
         cache.close()
+    _check_answered(teacher)
     written = write_records(ctx.tally.kept, records_path, format=cfg.format)
     write_jsonl(out / "rejects.jsonl", ctx.tally.rejects)
     summary = {
@@ -72,6 +75,19 @@ def run_synth(recipe: Recipe) -> dict[str, Any]:
     }
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _check_answered(teacher: Teacher) -> None:
+    """A run in which the teacher answered nothing is a failed run (one line, exit 1), not an empty success."""
+    usage = teacher.usage
+    if usage.requests_sent or usage.cache_hits or not usage.failures:
+        return
+    failed = ", ".join(f"{reason} × {n}" for reason, n in usage.failures.most_common())
+    raise TeacherError(
+        f"the teacher at {teacher.config.base_url} answered none of {sum(usage.failures.values())} requests "
+        f"({failed}, each after {teacher.config.max_retries} retries where retryable); "
+        "check the server's log and synth.teacher.base_url and model"
+    )
 
 
 def _extension(fmt: str) -> str:

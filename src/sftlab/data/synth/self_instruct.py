@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sftlab.data.synth.context import SynthContext, join_prompt, single_turn
+from sftlab.data.synth.echo import first_echo, template_echo
 from sftlab.data.synth.parse import parse_json_objects, parse_numbered_list, parse_yes_no
 from sftlab.data.synth.similarity import RougeIndex
 from sftlab.errors import DataError
@@ -159,11 +160,20 @@ def _propose(ctx, cfg, rnd, rng, seeds, generated, pool) -> list[_Candidate]:
         if not items:
             ctx.tally.reject("generate", "malformed_list", {"example_ids": ids}, raw=res.text)
             continue
-        for text in items[: cfg.tasks_per_request]:
+        template = ctx.templates["self_instruct_generate"]
+        for n, text in enumerate(items):
             ctx.tally.saw("filter")
+            item = {"instruction": text, "example_ids": ids}
+            if n >= cfg.tasks_per_request:  # asked for N, got more: counted, not silently cut
+                ctx.tally.reject("filter", "surplus", item, detail=f"beyond tasks_per_request ({n + 1})")
+                continue
+            echo = template_echo(text, template)
+            if echo:
+                ctx.tally.reject("filter", "template_echo", item, detail=echo)
+                continue
             problem = instruction_problem(text, cfg, pool)
             if problem:
-                ctx.tally.reject("filter", problem, {"instruction": text, "example_ids": ids})
+                ctx.tally.reject("filter", problem, item)
                 continue
             pool.add(text)  # later candidates of this round are compared with it too
             out.append(_Candidate(text, ids, res.request.seed, rnd))
@@ -222,6 +232,10 @@ def _instances(ctx: SynthContext, candidates: list[_Candidate]) -> list[Task]:
         if not output.strip():
             ctx.tally.reject("instance", "empty_output", item, raw=res.text)
             continue
+        echo = first_echo([input_text, output], ctx.templates[template(cand)])
+        if echo:
+            ctx.tally.reject("instance", "template_echo", item, raw=res.text, detail=echo)
+            continue
         task = Task(
             id="",
             instruction=cand.instruction,
@@ -246,6 +260,6 @@ def _instances(ctx: SynthContext, candidates: list[_Candidate]) -> list[Task]:
             input=task.input or None,
         )
         task.id = record.meta.id or ""
-        ctx.tally.keep(record)
-        tasks.append(task)
+        if ctx.tally.keep(record, "instance"):
+            tasks.append(task)
     return tasks

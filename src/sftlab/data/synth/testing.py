@@ -5,9 +5,13 @@ structure and accounting but never exercises the "kept" paths. This server
 recognises the built-in prompt templates and answers each kind the way a good
 teacher would — plus a few planned defects (a blocked task, a near-duplicate, a
 refusal, broken JSON, a question it cannot answer) so every filter fires.
-It also plays a bad network: ``fail_first`` answers 429 to the first N
-requests, ``hang_after`` stops answering after N completions (until the
-server is closed) so a test can kill a client at a known point.
+It also plays a bad network: ``fail_first`` answers 429 (or ``fail_status``)
+to the first N requests, ``hang_after`` stops answering after N completions
+(until the server is closed) so a test can kill a client at a known point,
+``delay_s`` holds every answer that long so identical requests overlap.
+``quirks`` turns on habits of real teachers: ``echo`` (copies the template's
+placeholders and instructions), ``surplus`` (more items than asked for),
+``dash_numbers`` / ``bold_numbers`` (lists written "- 1. Task" / "**1.** Task").
 
 Every completed request is logged as one JSONL line with the SHA-256 of its
 body (``body_sha256``, the same field ``sftlab serve`` writes).
@@ -79,6 +83,9 @@ _VERBS = ["Describe", "Summarise", "Explain", "Compare", "Plan", "List", "Rewrit
 @dataclass
 class TeacherState:
     fail_first: int = 0
+    fail_status: int = 429
+    delay_s: float = 0.0
+    quirks: frozenset = frozenset()
     hang_after: int | None = None
     completed: int = 0
     received: int = 0
@@ -94,10 +101,22 @@ def body_sha256(payload: Any) -> str:
 
 
 def create_teacher_app(
-    request_log: str | Path | None = None, *, fail_first: int = 0, hang_after: int | None = None
+    request_log: str | Path | None = None,
+    *,
+    fail_first: int = 0,
+    fail_status: int = 429,
+    hang_after: int | None = None,
+    delay_s: float = 0.0,
+    quirks: tuple[str, ...] = (),
 ):
     """The FastAPI app; ``app.state.teacher`` exposes the counters."""
-    state = TeacherState(fail_first=fail_first, hang_after=hang_after)
+    state = TeacherState(
+        fail_first=fail_first,
+        fail_status=fail_status,
+        hang_after=hang_after,
+        delay_s=delay_s,
+        quirks=frozenset(quirks),
+    )
     app = FastAPI()
     app.state.teacher = state
     log = open(request_log, "a", encoding="utf-8") if request_log else None  # noqa: SIM115
@@ -117,14 +136,16 @@ def create_teacher_app(
         if state.received <= state.fail_first:
             state.failed += 1
             return JSONResponse(
-                {"error": {"message": "rate limited (scripted)", "type": "rate_limit"}},
-                status_code=429,
+                {"error": {"message": f"scripted failure {state.fail_status}", "type": "scripted"}},
+                status_code=state.fail_status,
                 headers={"retry-after": "0"},
             )
         if state.hang_after is not None and state.completed >= state.hang_after:
             while not state.released:
                 await asyncio.sleep(0.02)
             return JSONResponse({"error": {"message": "closing"}}, status_code=503)
+        if state.delay_s:
+            await asyncio.sleep(state.delay_s)
         prompt = "\n".join(str(m.get("content", "")) for m in payload.get("messages", []))
         text = _answer(prompt, state, random.Random(body_sha256(payload)))
         state.completed += 1
@@ -167,15 +188,22 @@ def scripted_teacher(
 
 
 def _answer(prompt: str, state: TeacherState, rng: random.Random) -> str:
+    quirks = state.quirks
     if "New tasks:" in prompt:
-        return _new_tasks(prompt, rng)
+        return _new_tasks(prompt, rng, quirks)
     if "Reply with a JSON object" in prompt:
-        return _instance(_field(prompt, "Task"), rng)
+        task = _field(prompt, "Task")
+        if "echo" in quirks and task.startswith("Classify"):  # the template's own slots, unfilled
+            return '{"output": "<the class label>", "input": "<an input of that class>"}'
+        return _instance(task, rng)
     if "is a classification task" in prompt:
         task = _field(prompt, "Task")
         return "Yes" if task.startswith("Classify") else "No"
     if "#New Task#:" in prompt:
-        return _evolve(prompt, rng)
+        evolved = _evolve(prompt, rng)
+        if "echo" in quirks and rng.random() < 0.4:
+            evolved += " Reply with the new task only, with no heading and no explanation."
+        return evolved
     if "question-and-answer pairs" in prompt:
         return _qa_pairs(prompt, state)
     if "Answer the question below" in prompt:
@@ -193,13 +221,18 @@ def _field(prompt: str, name: str) -> str:
     return match.group(1).strip() if match else ""
 
 
-def _new_tasks(prompt: str, rng: random.Random) -> str:
+def _new_tasks(prompt: str, rng: random.Random, quirks: frozenset = frozenset()) -> str:
     count = int(re.search(r"Write (\d+) new tasks", prompt).group(1))
+    count += 3 if "surplus" in quirks else 0
     examples = re.findall(r"^\d+\. (.+)$", prompt.split("Example tasks:")[1], re.M)
     tasks = []
     for i in range(count):
         roll = rng.random()
-        if i == 0 and examples:
+        if i == 1 and "echo" in quirks:
+            tasks.append(
+                "Each task must be doable by a text-only assistant: nothing that needs seeing images."
+            )
+        elif i == 0 and examples:
             tasks.append(examples[0].split(" (input:")[0])  # a copy of an example: too similar
         elif roll < 0.1:
             tasks.append(f"Draw a picture of a {rng.choice(_WORDS)}.")
@@ -212,7 +245,14 @@ def _new_tasks(prompt: str, rng: random.Random) -> str:
             tasks.append(f"{rng.choice(_VERBS)} the brokenjson {' '.join(rng.sample(_WORDS, 5))}.")
         else:
             tasks.append(f"{rng.choice(_VERBS)} the {' '.join(rng.sample(_WORDS, 6))}.")
-    return "\n".join(f"{n}. {t}" for n, t in enumerate(tasks, 1))
+    style = (
+        "- {n}. {t}"
+        if "dash_numbers" in quirks
+        else "**{n}.** {t}"
+        if "bold_numbers" in quirks
+        else "{n}. {t}"
+    )
+    return "\n".join(style.format(n=n, t=t) for n, t in enumerate(tasks, 1))
 
 
 def _instance(task: str, rng: random.Random) -> str:
@@ -246,6 +286,7 @@ def _qa_pairs(prompt: str, state: TeacherState) -> str:
     chunk = prompt.split('"""')[1].strip()
     body = " ".join(line for line in chunk.splitlines() if not line.startswith("#"))
     count = int(re.search(r"write (\d+) question-and-answer pairs", prompt).group(1))
+    count += 2 if "surplus" in state.quirks else 0
     if "MALFORMED" in chunk:
         return "Here you go: [{'instruction': broken"
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", body) if s.strip()]
@@ -258,4 +299,6 @@ def _qa_pairs(prompt: str, state: TeacherState) -> str:
         pairs.append({"instruction": question, "input": "", "output": answer})
         if i == 0 and "PARTIAL" in chunk:
             return "```json\n" + json.dumps(pairs)[:-1] + ', {"instruction": "cut off'
+    if "echo" in state.quirks:  # the form's slots instead of a pair
+        pairs.insert(0, {"instruction": "<question>", "input": "", "output": "<answer>"})
     return "```json\n" + json.dumps(pairs, indent=1) + "\n```"
