@@ -127,6 +127,10 @@ def test_text_around_calls_and_broken_calls():
     broken = '<tool_call>\n{"name": "add", "argu'
     assert parse_calls(broken, "hermes") == (broken, [])
     assert parse_calls("Just text.", "json") == ("Just text.", [])
+    answer = '{"name": "Ada", "parameters": {"age": 36}}'  # JSON output, not a call to an offered tool
+    assert parse_calls(answer, "json", {"get_weather"}) == (answer, [])
+    assert parse_calls(answer, "json", {"Ada"})[1][0].name == "Ada"
+    assert parse_calls(text, "hermes", {"get_weather"}) == (text, [])
 
 
 def test_a_stream_sends_text_and_holds_back_a_call():

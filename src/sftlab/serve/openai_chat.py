@@ -39,6 +39,7 @@ async def chat_completions(svc: Service, request: Request):
     svc.check_context(prompt_ids, sampling)
     token_text = await asyncio.to_thread(token_bytes, svc.worker.grammars) if top is not None else None
     reply = _Reply(svc.name, syntax if req.tool_choice != "none" else None, token_text)
+    reply.names = {t.function.name for t in req.tools or []}
     job = Job(prompt_ids, sampling)
     if not req.stream:
         return await svc.answer(reply.rid, "chat.completions", payload, job, request, reply.body)
@@ -110,12 +111,14 @@ class _Reply:
         self.usage = False
         self.tools = T.ToolStream(syntax) if syntax else None
         self.logprobs_sent = 0
+        self.names: set[str] = set()
+        """The offered tools: a parsed call must name one of them."""
 
     def _logprobs(self, entries) -> dict | None:
         return R.chat_logprobs(entries, self.token_text) if self.token_text else None
 
     def message(self, done: Completion) -> tuple[dict[str, Any], str, list]:
-        content, calls = T.parse_calls(done.text, self.syntax) if self.syntax else (done.text, [])
+        content, calls = T.parse_calls(done.text, self.syntax, self.names) if self.syntax else (done.text, [])
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             message["tool_calls"] = T.call_dicts(calls)

@@ -170,15 +170,21 @@ def _lark_literal(tokenizer, marker: str) -> str:
     return json.dumps(marker)
 
 
-def parse_calls(text: str, syntax: str | None) -> tuple[str | None, list[ParsedCall]]:
-    """Split a reply into its text content and its tool calls (none if the syntax does not parse)."""
+def parse_calls(
+    text: str, syntax: str | None, names: set[str] | None = None
+) -> tuple[str | None, list[ParsedCall]]:
+    """Split a reply into its text content and its tool calls.
+
+    Nothing is a call unless the whole syntax parses and, given ``names`` (the offered tools), every
+    call names one of them: a JSON answer that happens to have a "name" key stays text.
+    """
     if syntax == "hermes" and OPEN in text:
-        calls = [_call(body, "arguments") for body in _HERMES.findall(text)]
+        calls = [_call(body, "arguments", names) for body in _HERMES.findall(text)]
         if calls and all(calls):
             content = _EMPTY_THINK.sub("", text[: text.index(OPEN)] + _after_last(text)).strip()
             return content or None, calls
     elif syntax == "json":
-        call = _call(text.strip().removeprefix("<|python_tag|>"), "parameters")
+        call = _call(text.strip().removeprefix("<|python_tag|>"), "parameters", names)
         if call:
             return None, [call]
     return text, []
@@ -189,12 +195,14 @@ def _after_last(text: str) -> str:
     return text[end + len(CLOSE) :] if end >= 0 else ""
 
 
-def _call(body: str, key: str) -> ParsedCall | None:
+def _call(body: str, key: str, names: set[str] | None) -> ParsedCall | None:
     try:
         obj = json.loads(body)
     except json.JSONDecodeError:
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return None
+    if names is not None and obj["name"] not in names:
         return None
     arguments = obj.get(key, obj.get("arguments", {}))
     return ParsedCall(obj["name"], arguments if isinstance(arguments, str) else json.dumps(arguments))
