@@ -36,7 +36,19 @@ ODD_VALUES = [
     {},
     {"a": {"b": {"c": []}}},
     "NaN",
+    float("nan"),
     [1, "2", None],
+    {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"pattern": "(("}}}},
+    },
+    {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "array", "items": {"$ref": "#/nope"}}},
+    },
+    [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "minProperties": "x"}}}],
+    {"type": "function", "function": {"name": "f"}},
+    {"5": 100, "x": 1},
 ]
 FIELDS = [
     "model",

@@ -279,6 +279,21 @@ def test_a_schema_feature_that_cannot_be_enforced_is_a_400(client, schema):
     assert err.value.body["param"] == "response_format.json_schema.schema"
 
 
+def test_nan_and_infinity_are_not_json(server):
+    """Python's json would read them (and a schema holding NaN would break the grammar compiler: a 500)."""
+    schema = '{"type": "number", "maximum": NaN}'
+    for body in [
+        '{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
+        '{"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"5": Infinity}}',
+        '{"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", '
+        f'"json_schema": {{"name": "x", "schema": {schema}}}}}}}',
+    ]:
+        reply = httpx.post(
+            f"{server['url']}/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+        assert reply.status_code == 400 and "not a JSON value" in reply.json()["error"]["message"], reply.text
+
+
 def test_get_model_by_id_over_plain_http(server):
     root = server["url"]
     assert httpx.get(f"{root}/models/{MODEL}").json()["id"] == MODEL

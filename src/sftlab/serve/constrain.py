@@ -49,7 +49,10 @@ class Grammars:
         """A checked grammar for ``schema``; an unsupported or broken schema is a 400 naming ``param``."""
         from llguidance import LLMatcher
 
-        grammar = LLMatcher.grammar_from_json_schema(json.dumps(schema), overrides=JSON_OPTIONS)
+        try:
+            grammar = LLMatcher.grammar_from_json_schema(json.dumps(schema), overrides=JSON_OPTIONS)
+        except ValueError as err:
+            raise ApiError(400, f"{param}: the JSON schema cannot be read: {err}", param=param) from None
         return self.check(grammar, param, "the JSON schema")
 
     def lark(self, text: str, param: str) -> str:

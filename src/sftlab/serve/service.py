@@ -88,7 +88,7 @@ class Service:
                 raise too_large(size, limit)
             chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks))
+            return json.loads(b"".join(chunks), parse_constant=_not_json)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ApiError(400, f"the request body is not valid JSON: {err}") from None
         except RecursionError:
@@ -173,6 +173,11 @@ class Service:
             last=events.last,
             on_done=logged,
         )
+
+
+def _not_json(constant: str):
+    """Python's json reads NaN and Infinity; JSON has neither, and a schema holding one breaks later."""
+    raise ApiError(400, f"the request body is not valid JSON: {constant} is not a JSON value")
 
 
 def too_large(size: int, limit: int) -> ApiError:
