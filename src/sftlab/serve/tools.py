@@ -68,6 +68,14 @@ def require_syntax(tokenizer, req: ChatCompletionRequest) -> str | None:
             param = "tool_choice" if req.tool_choice not in (None, "none") else "parallel_tool_calls"
             raise ApiError(400, f"{param} needs tools", param=param)
         return None
+    for i, tool in enumerate(req.tools or []):
+        params = tool.function.parameters
+        if params is not None and params.get("type") != "object":
+            raise ApiError(
+                400,
+                f"the parameters of function '{tool.function.name}' must be a JSON schema of type 'object'",
+                param=f"tools.{i}.function.parameters",
+            )
     syntax = syntax_of(tokenizer)
     if syntax is None:
         raise ApiError(
