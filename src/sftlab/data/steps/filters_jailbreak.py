@@ -29,38 +29,85 @@ import re
 from functools import cached_property
 
 from sftlab.data.record import Conversation, Record
-from sftlab.data.steps.filters import Filter, Verdict, first_match, regexes
+from sftlab.data.steps.filters import Filter, Verdict
 from sftlab.recipe.sections.curation import JailbreakFilterConfig
 
-INSTRUCTION_OVERRIDE = [
-    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|every\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?"
-    r"(?:previous|prior|above|earlier|preceding|former|initial|original)\s+(?:instructions?|prompts?|rules|"
-    r"directions|directives|guidelines|commands)\b",
-    r"\bignore (?:all )?(?:the )?(?:instructions|rules) you (?:got|were given|received|have been given) before\b",
-    r"\b(?:ignore|disregard|forget) (?:all |any )?(?:the )?(?:instructions|prompts|rules) (?:before|prior to) this\b",
+# Each pattern with the words one of which a text must hold for the pattern to be tried: a substring test
+# per word costs far less than a regex scan (upper-case words are looked for as written, the rest in lower case).
+_OVERRIDE_WORDS = ("instruction", "prompt", "rules", "direction", "directive", "guideline", "command")
+INSTRUCTION_OVERRIDE: list[tuple[tuple[str, ...], str]] = [
+    (
+        _OVERRIDE_WORDS,
+        r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|every\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?"
+        r"(?:previous|prior|above|earlier|preceding|former|initial|original)\s+(?:instructions?|prompts?|rules|"
+        r"directions|directives|guidelines|commands)\b",
+    ),
+    (
+        ("you got before", "you were given before", "you received before", "you have been given before"),
+        r"\bignore (?:all )?(?:the )?(?:instructions|rules) you (?:got|were given|received|have been given) before\b",
+    ),
+    (
+        ("before this", "prior to this"),
+        r"\b(?:ignore|disregard|forget) (?:all |any )?(?:the )?(?:instructions|prompts|rules) (?:before|prior to) this\b",
+    ),
 ]
-JAILBREAK = [
-    r"\bdo anything now\b",
-    r"(?-i:\b(?:DAN|STAN|DUDE|AIM|BetterDAN|Anti-DAN)\b)\s*(?::|mode\b|stands for|prompt\b)",
-    r"\b(?:act as|you are|you're|you will be|pretend to be|become|called|named)\s+(?:a\s+|an\s+)?(?-i:DAN)\b",
-    r"\bjailbr(?:eak|oken)(?: (?:successful|mode|enabled|activated|prompt))?\b",
-    r"\[?\s*🔓\s*(?:jailbreak|developer mode)",
-    r"\bdeveloper mode (?:enabled|output|activated)\b",
-    r"\b(?:you are|you're|i am|i'm|we are|it is)\s+(?:now\s+)?(?:no longer|not)\s+(?:bound|restricted|limited|"
-    r"constrained|governed)\s+by\s+(?:any\s+|the\s+|my\s+|your\s+)?(?:(?:rules|restrictions|guidelines|"
-    r"polic(?:y|ies)|filters|ethics|ethical|moral)\b|(?:limitations|constraints|confines) of (?:my|your|an?) "
-    r"(?:programming|training|ai)\b|openai)",
-    r"\b(?:free|freed|broken free|break free|liberated)\s+(?:from|of)\s+(?:the\s+)?(?:typical\s+|usual\s+)?"
-    r"(?:confines|restrictions|rules|limitations|shackles|chains)\s+of\s+(?:ai|openai|chatgpt|your programming)",
-    r"\b(?:have|has|with|without)\s+(?:no|any)\s+(?:ethical|moral)(?:\s+or\s+(?:ethical|moral))?\s+"
-    r"(?:restrictions|guidelines|limitations|boundaries|filters|constraints|principles|policies)\b",
-    r"\b(?:ignore|bypass|circumvent|override|break|violate)\s+(?:the\s+|all\s+|any\s+|your\s+)?(?:openai|content)\s+"
-    r"(?:content\s+)?(?:polic(?:y|ies)|guidelines|filters?)\b",
-    r"\bfilter improvement mode\b",
-    r"\bunfiltered and amoral\b|\balways intelligent and machiavellian\b",
-    r"\b(?:repeat|reveal|print|show|output|leak)\s+(?:me\s+)?your\s+(?:system|initial|original|hidden|secret)\s+"
-    r"(?:prompt|instructions)\b",
+JAILBREAK: list[tuple[tuple[str, ...], str]] = [
+    (("anything now",), r"\bdo anything now\b"),
+    (
+        ("DAN", "STAN", "DUDE", "AIM"),
+        r"(?-i:\b(?:DAN|STAN|DUDE|AIM|BetterDAN|Anti-DAN)\b)\s*(?::|mode\b|stands for|prompt\b)",
+    ),
+    (
+        ("DAN",),
+        r"\b(?:act as|you are|you're|you will be|pretend to be|become|called|named)\s+(?:a\s+|an\s+)?(?-i:DAN)\b",
+    ),
+    (("jailbr",), r"\bjailbr(?:eak|oken)(?: (?:successful|mode|enabled|activated|prompt))?\b"),
+    (("🔓",), r"\[?\s*🔓\s*(?:jailbreak|developer mode)"),
+    (("developer mode",), r"\bdeveloper mode (?:enabled|output|activated)\b"),
+    (
+        (" bound", "restricted", "limited", "constrained", "governed"),
+        r"\b(?:you are|you're|i am|i'm|we are|it is)\s+(?:now\s+)?(?:no longer|not)\s+(?:bound|restricted|limited|"
+        r"constrained|governed)\s+by\s+(?:any\s+|the\s+|my\s+|your\s+)?(?:(?:rules|restrictions|guidelines|"
+        r"polic(?:y|ies)|filters|ethics|ethical|moral)\b|(?:limitations|constraints|confines) of (?:my|your|an?) "
+        r"(?:programming|training|ai)\b|openai)",
+    ),
+    (
+        ("free", "liberated"),
+        r"\b(?:free|freed|broken free|break free|liberated)\s+(?:from|of)\s+(?:the\s+)?(?:typical\s+|usual\s+)?"
+        r"(?:confines|restrictions|rules|limitations|shackles|chains)\s+of\s+(?:ai|openai|chatgpt|your programming)",
+    ),
+    (
+        ("ethical", "moral"),
+        r"\b(?:have|has|with|without)\s+(?:no|any)\s+(?:ethical|moral)(?:\s+or\s+(?:ethical|moral))?\s+"
+        r"(?:restrictions|guidelines|limitations|boundaries|filters|constraints|principles|policies)\b",
+    ),
+    (
+        ("openai", "content"),
+        r"\b(?:ignore|bypass|circumvent|override|break|violate)\s+(?:the\s+|all\s+|any\s+|your\s+)?(?:openai|content)\s+"
+        r"(?:content\s+)?(?:polic(?:y|ies)|guidelines|filters?)\b",
+    ),
+    (("improvement mode",), r"\bfilter improvement mode\b"),
+    (("amoral", "machiavellian"), r"\bunfiltered and amoral\b|\balways intelligent and machiavellian\b"),
+    (
+        ("your ",),
+        r"\b(?:repeat|reveal|print|show|output|leak)\s+(?:me\s+)?your\s+(?:system|initial|original|hidden|secret)\s+"
+        r"(?:prompt|instructions)\b",
+    ),
 ]
+
+
+def _compile(entries: list[tuple[tuple[str, ...], str]]) -> list[tuple[tuple[str, ...], re.Pattern]]:
+    return [(words, re.compile(pattern, re.IGNORECASE)) for words, pattern in entries]
+
+
+def _search(entries: list[tuple[tuple[str, ...], re.Pattern]], text: str, lower: str) -> str | None:
+    for words, pattern in entries:
+        if words and not any(w in lower or w in text for w in words):
+            continue
+        match = pattern.search(text)
+        if match:
+            return match.group(0)
+    return None
 
 
 class JailbreakFilter(Filter):
@@ -69,12 +116,12 @@ class JailbreakFilter(Filter):
     config_class = JailbreakFilterConfig
 
     @cached_property
-    def _patterns(self) -> list[re.Pattern]:
-        return regexes(JAILBREAK + list(self.cfg.extra_patterns))
+    def _patterns(self) -> list[tuple[tuple[str, ...], re.Pattern]]:
+        return _compile(JAILBREAK + [((), p) for p in self.cfg.extra_patterns])
 
     @cached_property
-    def _override(self) -> list[re.Pattern]:
-        return regexes(INSTRUCTION_OVERRIDE) if self.cfg.instruction_override else []
+    def _override(self) -> list[tuple[tuple[str, ...], re.Pattern]]:
+        return _compile(INSTRUCTION_OVERRIDE) if self.cfg.instruction_override else []
 
     def _turns(self, record: Record) -> list[tuple[int, str, bool]]:
         """``(turn number, text, opens the conversation)``; 0 is the system prompt."""
@@ -91,10 +138,11 @@ class JailbreakFilter(Filter):
 
     def check(self, record: Record) -> Verdict:
         for number, text, opening in self._turns(record):
+            lower = text.lower()
             # "Ignore the previous prompt" later in a chat takes back the user's own request; at the
             # opening there is nothing before it but the system prompt it means to override.
-            hit = first_match(self._patterns, text) or (
-                first_match(self._override, text) if opening else None
+            hit = _search(self._patterns, text, lower) or (
+                _search(self._override, text, lower) if opening else None
             )
             if hit:
                 where = "system prompt" if number == 0 else f"turn {number}"
