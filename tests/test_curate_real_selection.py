@@ -16,6 +16,7 @@ import pytest
 
 from real_sharegpt import SHAREGPT, SKIP_REASON, write_sharegpt_jsonl
 from sftlab.data.curate import curate
+from sftlab.data.curation_report import curation_summary
 from sftlab.data.embeddings import load_embedder
 from sftlab.data.io import RecordStream
 from sftlab.data.steps.registry import build_steps
@@ -82,10 +83,12 @@ def test_stratified_selection_keeps_the_code_share_within_5_points(runs):
 
 def test_both_shares_are_in_report_json_and_html_always(runs):
     for name in ("default", "stratified"):
-        _, select, html, _ = runs[name]
+        result, select, html, _ = runs[name]
         domains = select["details"]["domains"]
         assert {"code", "prose"} <= set(domains)
         for row in domains.values():
             assert {"pool_share", "selected_share", "points"} <= set(row)
         assert "Domains" in html and "pool_share" in html and "selected_share" in html
         assert "random subset, same size" in html
+        summary = curation_summary(result.out_dir)  # the run report's compact view carries them too
+        assert summary["selection"]["select"]["domains"]["code"] == select["details"]["domains"]["code"]

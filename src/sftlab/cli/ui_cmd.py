@@ -15,8 +15,11 @@ def ui(
         help="Require this token (open the printed URL once; a cookie keeps it).",
     ),
     who: str = typer.Option(None, help="Name written with each review decision (default: your user name)."),
+    recipes: str = typer.Option(
+        ".", help="Folder whose recipe files (*.yaml) the 'start a run' page may run."
+    ),
 ) -> None:
-    """Browse runs and reports, watch training live, review curated records with the keyboard."""
+    """Browse runs and reports, watch training live, review curated records with the keyboard, start and stop runs."""
     from sftlab.ui.server import default_who, run_ui
 
-    run_ui(runs_dir, host=host, port=port, token=token, who=who or default_who())
+    run_ui(runs_dir, host=host, port=port, token=token, who=who or default_who(), recipes=recipes)

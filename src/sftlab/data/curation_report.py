@@ -60,6 +60,11 @@ def curation_summary(out_dir: str | Path) -> dict[str, Any]:
         ],
         "splits": data.get("splits", {}),
         "diversity": data.get("diversity", {}),
+        "selection": {
+            s["step"]: {k: s["details"].get(k) for k in ("embedding_spread", "domains", "stratify")}
+            for s in data["steps"]
+            if "domains" in s["details"]
+        },
         "files": data["files"],
     }
 

@@ -11,6 +11,7 @@ posted as JSON, which a cross-site form cannot send.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from sftlab.ui import data, runs
+from sftlab.ui import data, launch, runs
+from sftlab.ui.jobs import Jobs
 
 HERE = Path(__file__).parent
 COOKIE = "sftlab_ui_token"
@@ -29,13 +31,21 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 PAGE_SIZE = 50
 
 
-def create_app(root: str | Path, *, token: str | None = None, who: str = "reviewer") -> FastAPI:
-    """The app over the runs folder ``root``; ``who`` signs the review decisions."""
+def create_app(
+    root: str | Path, *, token: str | None = None, who: str = "reviewer", recipes: str | Path = "."
+) -> FastAPI:
+    """The app over the runs folder ``root``; ``who`` signs the review decisions; runs start from ``recipes``."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    app = FastAPI(title="sftlab ui", docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.jobs.close()  # runs started here end with the workbench
+
+    app = FastAPI(title="sftlab ui", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.root = Path(root).resolve()
     app.state.who = who
+    app.state.jobs = Jobs(Path(recipes), app.state.root)
     app.state.templates = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["jinja"])
     )
@@ -43,6 +53,7 @@ def create_app(root: str | Path, *, token: str | None = None, who: str = "review
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _pages(app)
     _api(app)
+    launch.register(app, _render)
     return app
 
 

@@ -36,7 +36,9 @@ def check_options(root: str | Path, host: str, token: str | None) -> Path:
     return path
 
 
-def run_ui(root: str | Path, *, host: str, port: int, token: str | None, who: str) -> None:
+def run_ui(
+    root: str | Path, *, host: str, port: int, token: str | None, who: str, recipes: str = "."
+) -> None:
     import uvicorn
 
     from sftlab.serve.runner import check_listen
@@ -44,8 +46,10 @@ def run_ui(root: str | Path, *, host: str, port: int, token: str | None, who: st
     from sftlab.utils.progress import console
 
     path = check_options(root, host, token)
+    if not Path(recipes).is_dir():
+        raise SftlabError(f"--recipes {recipes}: not a folder")
     check_listen(host, port)
-    app = create_app(path, token=token, who=who)
+    app = create_app(path, token=token, who=who, recipes=recipes)
     shown = host if is_loopback(host) or ":" not in host else f"[{host}]"
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     console.print(f"sftlab ui over {path.resolve()} at {url} (review decisions signed '{who}')", markup=False)

@@ -94,7 +94,50 @@ function setupReview(root) {
   });
 }
 
+async function postJSON(url, body) {
+  const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  return [r.ok, await r.json()];
+}
+
+// Start a run from a recipe, then open its job page.
+function setupLaunch(form) {
+  form.addEventListener("submit", async e => {
+    e.preventDefault();
+    const overrides = form.overrides.value.split("\n").map(s => s.trim()).filter(Boolean);
+    const [ok, out] = await postJSON("/api/jobs", {recipe: form.recipe.value, overrides, until: form.until.value});
+    if (ok) location.href = `/job?id=${out.id}`;
+    else document.getElementById("message").textContent = out.error;
+  });
+}
+
+// Follow a job's log (appended as it grows) and its state; stop it on request.
+function followJob(box) {
+  const log = document.getElementById("log"), state = document.getElementById("state");
+  let offset = 0, timer = null;
+  const tick = async () => {
+    const r = await fetch(`/api/jobs/${box.dataset.id}?offset=${offset}`);
+    if (!r.ok) return;
+    const out = await r.json();
+    if (out.log) { log.textContent += out.log; log.scrollTop = log.scrollHeight; }
+    offset = out.offset;
+    state.textContent = out.state;
+    box.dataset.state = out.state;
+    if (out.state !== "running" && !out.log) clearInterval(timer);
+  };
+  document.getElementById("stop").addEventListener("click", async () => {
+    state.textContent = "stopping";
+    await postJSON(`/api/jobs/${box.dataset.id}/stop`, {});
+    tick();
+  });
+  tick();
+  timer = setInterval(tick, 1000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const launch = document.getElementById("launch");
+  if (launch) setupLaunch(launch);
+  const job = document.getElementById("job");
+  if (job) followJob(job);
   const curve = document.getElementById("curve");
   if (curve) pollCurve(curve);
   const review = document.getElementById("review");
