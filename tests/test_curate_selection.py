@@ -349,3 +349,36 @@ def test_auto_score_ranks_each_record_within_its_domain():
         [{"ifd": 0.9, "judge_quality": 10}, {"ifd": 1.2, "judge_quality": 9}, {"ifd": 0.4}]
     )
     assert both == [1.0, 0.0, 0.5]
+
+
+def test_cli_curate_fails_in_one_line_when_the_selection_is_not_diverse(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from sftlab.cli.main import main
+
+    data = tmp_path / "pool.jsonl"
+    rows = [{"instruction": q, "output": "Mix, proof overnight and bake hot."} for q in SAME]
+    rows += [{"instruction": q, "output": "A short answer."} for q in OTHER]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    recipe = {
+        "name": "t",
+        "output_dir": str(tmp_path / "run"),
+        "data": {"sources": [{"path": str(data)}]},
+        "curation": {
+            "steps": [
+                {"type": "score", "signals": ["heuristic"]},
+                {"type": "select", "budget": 10, "max_similarity": 0.99},
+            ]
+        },
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert main(["data", "curate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "not more diverse than a random subset" in err and "on_not_diverse: warn" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    recipe["curation"]["steps"][1]["max_similarity"] = "auto"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert main(["data", "curate", str(path)]) == 0
