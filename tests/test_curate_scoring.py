@@ -487,3 +487,17 @@ def test_repeated_lines_inside_code_are_not_a_formatting_fault():
     assert format_checks(code, 20)["no_repeated_lines"]
     prose = "This sentence is long enough to count as a line.\n" * 2
     assert not format_checks(prose, 20)["no_repeated_lines"]
+
+
+def test_perplexity_alone_skips_the_answer_alone_pass(tokenizer, tiny_model):
+    both = answer_losses(tiny_model, tokenizer, MULTI, max_length=256)
+    alone = answer_losses(tiny_model, tokenizer, MULTI, max_length=256, ifd=False)
+    for (c1, _), (c2, b2) in zip(both, alone, strict=True):
+        assert (c1 is None and c2 is None) or c1 == pytest.approx(c2, abs=1e-5)
+        assert b2 is None or c1 is None  # only a text record (no prompt) keeps its single loss
+    assert alone[2][1] == pytest.approx(both[2][1], abs=1e-5)  # the text record's perplexity
+    step = build_step({"type": "score", "signals": ["perplexity"]})
+    step.lm = (tiny_model, tokenizer)
+    records = [conv("What is 2+2?", "It is 4.")]
+    list(step.run(records, StepStats("score")))
+    assert set(records[0].meta.extra["scores"]) == {"perplexity"}

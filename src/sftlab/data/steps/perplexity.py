@@ -152,6 +152,7 @@ def answer_losses(
     max_length: int = 1024,
     turns: str = "last",
     packed: bool | None = None,
+    ifd: bool = True,
 ) -> list[tuple[float | None, float | None]]:
     """``(loss given the prompt, loss of the answer alone)`` per record; ``None`` where not defined.
 
@@ -162,23 +163,30 @@ def answer_losses(
     model allows it) packs sequences into rows of ``max_length``
     (:func:`~sftlab.data.steps.perplexity.packed_losses`), ``batch_size`` rows per
     forward; otherwise ``batch_size`` right-padded sequences per forward.
+    ``ifd=False`` skips the answer-alone pass of records that have a prompt
+    (half the work when only perplexity is wanted); their second loss is ``None``.
     """
     if turns == "all":
         seqs, slots = _all_turn_sequences(tokenizer, records, max_length)
     else:
         seqs, slots = sequence_table([encode_pair(tokenizer, r, max_length) for r in records])
+    if not ifd:  # a record with a prompt keeps only its conditional sequences
+        slots = [(cond, bare if not cond else []) for cond, bare in slots]
+    wanted = sorted({i for cond, bare in slots for i in (*cond, *bare)})
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if packed is None:
         packed = supports_packing(model)
+    todo = [seqs[i] for i in wanted]
     if packed:
-        width = max([max_length, *(len(ids) for ids, _ in seqs)])
-        sums = packed_losses(model, seqs, max_length=width, rows=batch_size, pad_id=pad)
+        width = max([max_length, *(len(ids) for ids, _ in todo)])
+        done = packed_losses(model, todo, max_length=width, rows=batch_size, pad_id=pad)
     else:
-        sums = padded_losses(model, seqs, batch_size=batch_size, pad_id=pad)
+        done = padded_losses(model, todo, batch_size=batch_size, pad_id=pad)
+    sums = dict(zip(wanted, done, strict=True))
 
     def mean(indices: list[int]) -> float | None:
         total, n = sum(sums[i][0] for i in indices), sum(sums[i][1] for i in indices)
-        return total / n if n else None
+        return total / n if n else None  # no scored token (or not computed): undefined
 
     return [(mean(cond), mean(bare)) for cond, bare in slots]
 

@@ -216,6 +216,7 @@ class ScoreStep(GlobalStep):
                 max_length=_cfg(self.config, "max_length", 1024),
                 turns=turns,
                 packed=packed,
+                ifd="ifd" in self.signals,
             )
         finally:
             del model  # our reference only: a model we loaded is freed before the next step loads its own
