@@ -204,3 +204,24 @@ def test_the_loss_curve_grows_while_a_short_training_runs(browser, workspace, ti
     assert path.get_attribute("data-points") == "12" and path.get_attribute("d").count("L") == 11
     assert browser.execute_script("return window.sameDocument") is True
     assert "step 12: loss" in browser.find_element(By.ID, "curve-status").text
+
+
+def test_the_chat_page_streams_answers_from_the_run_and_its_base(browser, workspace):
+    _, url = workspace  # the training above left runs/tiny/final
+    browser.get(url + "/chat?r=tiny")
+    columns = browser.find_elements(By.CSS_SELECTOR, ".chat-column")
+    assert [c.get_attribute("data-model") for c in columns] == ["run", "base"]
+    browser.find_element(By.ID, "max-tokens").clear()
+    browser.find_element(By.ID, "max-tokens").send_keys("6")
+    browser.find_element(By.ID, "prompt").send_keys("Is a lemon yellow?", Keys.ENTER)
+    answers = ".chat-column .turn.assistant"
+    _wait(
+        browser,
+        lambda d: (
+            [a.get_attribute("data-state") for a in d.find_elements(By.CSS_SELECTOR, answers)] == ["done"] * 2
+        ),
+        "the two answers did not finish",
+    )
+    for answer in browser.find_elements(By.CSS_SELECTOR, answers):
+        # the random tiny model says something, read from the server-sent events as they arrived
+        assert answer.find_element(By.TAG_NAME, "pre").text and int(answer.get_attribute("data-chunks")) >= 1

@@ -139,3 +139,42 @@ def test_the_cli_refuses_another_address_without_a_token_and_a_missing_folder(ru
     )
     assert main(["ui", str(runs / "missing")]) == 1
     assert "not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (
+            {"run": "tiny", "model": "run", "messages": [{"role": "user", "content": "hi"}]},
+            404,
+            "no run model",
+        ),
+        ({"run": "tiny", "model": "other", "messages": []}, 400, "model: 'run' or 'base'"),
+        ({"run": "tiny", "model": "base", "messages": []}, 400, "messages: a non-empty list"),
+        (
+            {"run": "tiny", "model": "base", "messages": [{"role": "robot", "content": "x"}]},
+            400,
+            "messages[0]",
+        ),
+        ({"run": "../x", "model": "base", "messages": []}, 403, "outside the runs folder"),
+    ],
+)
+def test_bad_chat_requests_are_4xx(client, body, status, message):
+    response = client.post("/api/chat", json=body)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_a_model_that_cannot_be_served_is_one_line_503(client):
+    page = client.get("/chat", params={"r": "tiny"})
+    assert (
+        page.status_code == 200 and 'data-model="base"' in page.text and 'data-model="run"' not in page.text
+    )
+    with client:  # the chat servers stop with the app
+        response = client.post(
+            "/api/chat",
+            json={"run": "tiny", "model": "base", "messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert (
+        response.status_code == 503
+        and "sftlab serve no-model-needed exited: error:" in response.json()["error"]
+    )

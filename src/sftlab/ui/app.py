@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from sftlab.ui import data, launch, runs
+from sftlab.ui import chat, data, launch, runs
 from sftlab.ui.jobs import Jobs
 
 HERE = Path(__file__).parent
@@ -40,7 +40,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        app.state.jobs.close()  # runs started here end with the workbench
+        app.state.jobs.close()  # runs and chat servers started here end with the workbench
+        app.state.chat.close()
 
     app = FastAPI(title="sftlab ui", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.root = Path(root).resolve()
@@ -54,6 +55,7 @@ def create_app(
     _pages(app)
     _api(app)
     launch.register(app, _render)
+    chat.register(app, _render, _run_dir)
     return app
 
 

@@ -133,7 +133,60 @@ function followJob(box) {
   timer = setInterval(tick, 1000);
 }
 
+// Chat: one history per model column; each answer is read from the server-sent events as they arrive.
+function setupChat(box, form) {
+  const columns = [...box.querySelectorAll(".chat-column")].map(node => ({node, history: []}));
+  const prompt = document.getElementById("prompt");
+  const bubble = (col, role, text) => {
+    const div = document.createElement("div");
+    div.className = `turn ${role}`;
+    div.innerHTML = `<div class="role">${role}</div><pre></pre>`;
+    div.querySelector("pre").textContent = text;
+    col.node.querySelector(".messages").appendChild(div);
+    return div;
+  };
+  async function answer(col) {
+    const out = bubble(col, "assistant", "");
+    const pre = out.querySelector("pre");
+    out.dataset.state = "waiting";
+    const body = {run: box.dataset.run, model: col.node.dataset.model, messages: col.history,
+                  max_tokens: Number(document.getElementById("max-tokens").value)};
+    const r = await fetch("/api/chat", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    if (!r.ok) { pre.textContent = `error: ${(await r.json()).error}`; out.dataset.state = "error"; return; }
+    const reader = r.body.getReader(), decoder = new TextDecoder();
+    let buffer = "", chunks = 0;
+    out.dataset.state = "streaming";
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, {stream: true});
+      const events = buffer.split("\n\n");
+      buffer = events.pop();
+      for (const event of events) {
+        const data = event.replace(/^data: /, "").trim();
+        if (!data || data === "[DONE]") continue;
+        const msg = JSON.parse(data);
+        if (msg.error) { pre.textContent += ` [error: ${msg.error.message || msg.error}]`; continue; }
+        const delta = (msg.choices && msg.choices[0].delta.content) || "";
+        if (delta) { pre.textContent += delta; out.dataset.chunks = ++chunks; }
+      }
+    }
+    col.history.push({role: "assistant", content: pre.textContent});
+    out.dataset.state = "done";
+  }
+  form.addEventListener("submit", e => {
+    e.preventDefault();
+    const text = prompt.value.trim();
+    if (!text) return;
+    prompt.value = "";
+    for (const col of columns) { col.history.push({role: "user", content: text}); bubble(col, "user", text); answer(col); }
+  });
+  prompt.addEventListener("keydown", e => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const chatBox = document.getElementById("chat"), chatForm = document.getElementById("chat-form");
+  if (chatBox && chatForm) setupChat(chatBox, chatForm);
   const launch = document.getElementById("launch");
   if (launch) setupLaunch(launch);
   const job = document.getElementById("job");
