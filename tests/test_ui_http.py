@@ -16,7 +16,10 @@ from ui_helpers import write_recipe
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ui")
-    assert main(["run", str(write_recipe(folder, "no-model-needed")), "--until", "curate"]) == 0
+    recipe = str(write_recipe(folder, "no-model-needed"))
+    assert main(["run", recipe, "--until", "curate"]) == 0
+    other = [f"output_dir={folder / 'runs' / 'other'}", "training.lr=0.0005"]
+    assert main(["run", recipe, "--until", "curate", *other]) == 0
     (folder / "secret.txt").write_text("not for the browser")
     return folder / "runs"
 
@@ -178,3 +181,16 @@ def test_a_model_that_cannot_be_served_is_one_line_503(client):
         response.status_code == 503
         and "sftlab serve no-model-needed exited: error:" in response.json()["error"]
     )
+
+
+def test_two_runs_side_by_side_show_headlines_and_only_the_settings_that_differ(client):
+    page = client.get("/compare", params=[("r", "tiny"), ("r", "other")])
+    assert page.status_code == 200
+    diff = page.text.split('id="recipe-diff"')[1].split("</table>")[0]
+    assert (
+        "<code>training.lr</code>" in diff and "<code>0.0005</code>" in diff and "<code>0.001</code>" in diff
+    )
+    assert "<code>output_dir</code>" in diff and "<code>name</code>" not in diff
+    assert page.text.count("12 → 10") == 2 and 'data-runs="[&#34;tiny&#34;, &#34;other&#34;]"' in page.text
+    assert client.get("/compare", params={"r": "tiny"}).status_code == 400
+    assert client.get("/compare", params=[("r", "tiny"), ("r", "../..")]).status_code == 403

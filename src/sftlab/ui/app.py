@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from sftlab.ui import chat, data, launch, runs
+from sftlab.ui import chat, compare, data, launch, runs
 from sftlab.ui.jobs import Jobs
 
 HERE = Path(__file__).parent
@@ -56,6 +56,7 @@ def create_app(
     _api(app)
     launch.register(app, _render)
     chat.register(app, _render, _run_dir)
+    compare.register(app, _render, _run_dir)
     return app
 
 

@@ -11,8 +11,8 @@ function el(name, attrs, parent) {
 }
 
 // Draw train (and eval) loss against step; the y axis spans the data.
-function drawCurve(box, series) {
-  const all = series.train.concat(series.eval);
+function drawCurve(box, series, colors) {
+  const all = Object.values(series).flat();
   if (!all.length) return;
   const W = 640, H = 240, P = 40;
   const xs = all.map(p => p.step), ys = all.map(p => p.loss);
@@ -31,7 +31,9 @@ function drawCurve(box, series) {
   for (const [name, points] of Object.entries(series)) {
     if (!points.length) continue;
     const d = points.map((p, i) => `${i ? "L" : "M"}${sx(p.step).toFixed(1)},${sy(p.loss).toFixed(1)}`).join(" ");
-    el("path", {d, class: `series ${name}`, "data-points": points.length}, svg);
+    const attrs = {d, class: `series ${name}`, "data-points": points.length};
+    if (colors && colors[name]) attrs.stroke = colors[name];
+    el("path", attrs, svg);
   }
   box.replaceChildren(svg);
 }
@@ -184,7 +186,33 @@ function setupChat(box, form) {
   prompt.addEventListener("keydown", e => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
 }
 
+// Several runs' training loss in one chart, one colour per run, polled like the run page.
+const PALETTE = ["#2f6fde", "#d9480f", "#2b8a3e", "#9c36b5", "#e67700", "#0b7285"];
+function compareCurves(box) {
+  const names = JSON.parse(box.dataset.runs);
+  const colors = Object.fromEntries(names.map((n, i) => [n, PALETTE[i % PALETTE.length]]));
+  const legend = document.getElementById("legend");
+  legend.replaceChildren(...names.map(n => {
+    const li = document.createElement("li");
+    li.textContent = n;
+    li.style.color = colors[n];
+    return li;
+  }));
+  const tick = async () => {
+    const series = {};
+    for (const name of names) {
+      const r = await fetch(`/api/metrics?r=${encodeURIComponent(name)}`);
+      if (r.ok) series[name] = (await r.json()).train;
+    }
+    drawCurve(box, series, colors);
+  };
+  tick();
+  setInterval(tick, 5000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const compare = document.getElementById("compare-curve");
+  if (compare) compareCurves(compare);
   const chatBox = document.getElementById("chat"), chatForm = document.getElementById("chat-form");
   if (chatBox && chatForm) setupChat(chatBox, chatForm);
   const launch = document.getElementById("launch");
