@@ -91,7 +91,8 @@ def test_cli_parity_of_a_served_run_is_identical_and_the_key_is_never_written(
     if "toy" in served["benchmarks"]:
         assert served["benchmarks"]["toy"]["correct"] == ft["benchmarks"]["toy"]["correct"]
     else:
-        assert "echo" in served["not_measured"]["toy"] and "toy" not in report["retention"].get("served", {})
+        assert "echo" in served["not_measured"]["toy"]
+    assert "served" not in report["retention"]  # an endpoint is shown, never gated: the gate guards tuning
     assert "chat template" in served["not_measured"]["loss"]
     lat = served["latency"]
     assert lat["kind"] == "streamed" and lat["requests"] == 3 * 2
@@ -136,10 +137,20 @@ def test_endpoint_with_icl_row_and_no_key_needed(world, tmp_path):
                                       latency={"token_counts": [2, 4], "prompt_lengths": [8], "repeats": 2,
                                                "warmup": 0, "endpoint_prompts": 2},
                                       retention={"benchmark": None, "general_loss": {"enabled": False}}))  # fmt: skip
-    models = {"base": str(world["base"]), "hosted": f"openai:{world['base_url']}"}  # model: the first listed
+    models = {
+        "base": str(world["base"]),
+        "hosted": f"openai:{world['base_url']}",
+        "fine-tuned": str(world["run"]),
+    }
     records = mammal_records()
     report = run_evaluation(recipe, records, tmp_path / "eval", models=models, train_records=records)
-    assert list(report["models"]) == ["base", "base+icl", "hosted", "hosted+icl"]
+    assert list(report["models"]) == [
+        "base",
+        "base+icl",
+        "hosted",
+        "hosted+icl",
+        "fine-tuned",
+    ]  # side by side
     assert report["models"]["hosted"]["reference"] == f"openai:{world['base_url']}#base"
     assert report["models"]["hosted+icl"]["icl_k"] == 2
     # same weights, same prompts: the served base answers as the in-process base, with and without shots
@@ -150,6 +161,10 @@ def test_endpoint_with_icl_row_and_no_key_needed(world, tmp_path):
     lat = report["models"]["hosted"]["latency"]  # random weights: answers run to max_new_tokens
     assert lat["tokens_median"] == 6 and lat["s_per_token"]["median_s"] > 0 and lat["tokens_per_s"] > 0
     assert "latency" not in report["models"]["hosted+icl"]
+    assert (
+        report["models"]["fine-tuned"]["overall"]["accuracy"]
+        > report["models"]["hosted+icl"]["overall"]["accuracy"]
+    )
 
 
 def test_refused_key_and_unknown_labels_are_one_line_without_the_key(world, tmp_path, monkeypatch):

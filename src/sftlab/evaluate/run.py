@@ -161,7 +161,8 @@ class _Run:
         if is_endpoint(ref):
             from sftlab.evaluate.endpoint_run import evaluate_endpoint
 
-            rows, bad, self.mc[label] = evaluate_endpoint(
+            # its benchmark rows are reported, but an endpoint is not gated: the gate guards fine-tuning
+            rows, bad, _ = evaluate_endpoint(
                 self.recipe,
                 label,
                 ref,
