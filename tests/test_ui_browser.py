@@ -124,6 +124,20 @@ def test_the_runs_list_shows_the_run_with_its_headline_and_status(browser, works
     _wait(browser, lambda d: d.find_elements(By.ID, "review-link"), "the run page did not open")
 
 
+def test_the_record_page_marks_the_trained_tokens_with_the_runs_tokenizer(browser, workspace):
+    _, url = workspace
+    browser.get(url + "/record?r=tiny&id=fruit-5")  # "Is a lemon yellow?" → "yes"
+    box = browser.find_element(By.ID, "mask")
+    _wait(
+        browser,
+        lambda d: box.get_attribute("data-state") in ("done", "error"),
+        "the mask preview did not load",
+    )
+    assert box.get_attribute("data-state") == "done", box.text
+    trained = "".join(m.text for m in box.find_elements(By.CSS_SELECTOR, "mark.t"))
+    assert trained.startswith("yes") and "lemon" not in trained and "lemon" in box.text
+
+
 def test_keyboard_review_drops_and_edits_and_a_rerun_of_curation_applies_both(browser, workspace):
     folder, url = workspace
     run = folder / "runs" / "tiny"

@@ -194,3 +194,9 @@ def test_two_runs_side_by_side_show_headlines_and_only_the_settings_that_differ(
     assert page.text.count("12 → 10") == 2 and 'data-runs="[&#34;tiny&#34;, &#34;other&#34;]"' in page.text
     assert client.get("/compare", params={"r": "tiny"}).status_code == 400
     assert client.get("/compare", params=[("r", "tiny"), ("r", "../..")]).status_code == 403
+
+
+def test_the_mask_preview_names_what_is_missing(client):
+    missing = client.get("/api/mask", params={"r": "tiny", "id": "fruit-3"})
+    assert missing.status_code == 503 and "cannot load the run's tokenizer" in missing.json()["error"]
+    assert client.get("/api/mask", params={"r": "tiny", "id": "nope"}).status_code == 404

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from sftlab.ui import chat, compare, data, launch, runs
+from sftlab.ui import chat, compare, data, launch, mask, runs
 from sftlab.ui.jobs import Jobs
 
 HERE = Path(__file__).parent
@@ -188,6 +188,17 @@ def _api(app: FastAPI) -> None:
     def metrics(request: Request, r: str = "."):
         path = _run_dir(request, r)
         return {"run": r, "stages": runs.stage_states(path), **runs.read_metrics(path)}
+
+    @app.get("/api/mask")
+    def mask_preview(request: Request, r: str, id: str):
+        path = _run_dir(request, r)
+        item = next((it for it in data.load_items(path) if it.id == id), None)
+        if item is None:
+            raise HTTPException(404, f"no record {id!r} in this run's curation")
+        try:
+            return mask.mask_html(path, item.record)
+        except mask.MaskUnavailable as err:
+            return JSONResponse({"error": str(err)}, status_code=503)
 
     @app.post("/api/review")
     async def review(request: Request):

@@ -210,7 +210,22 @@ function compareCurves(box) {
   setInterval(tick, 5000);
 }
 
+// The record as training renders it, trained tokens marked (HTML escaped by the server).
+async function showMask(box) {
+  const r = await fetch(box.dataset.url);
+  const out = await r.json();
+  if (out.html) {
+    box.innerHTML = `<p class="muted">${out.trained} of ${out.tokens} tokens trained (marked)</p>` + out.html;
+    box.dataset.state = "done";
+  } else {
+    box.textContent = `not rendered: ${out.error}`;
+    box.dataset.state = "error";
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const maskBox = document.getElementById("mask");
+  if (maskBox) showMask(maskBox);
   const compare = document.getElementById("compare-curve");
   if (compare) compareCurves(compare);
   const chatBox = document.getElementById("chat"), chatForm = document.getElementById("chat-form");
