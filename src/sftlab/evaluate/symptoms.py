@@ -35,7 +35,11 @@ MIN_LANGUAGE_WORDS = 4
 MIN_LANGUAGE_CONFIDENCE = 0.9
 
 REFUSAL_OPENINGS = [
-    r"^\W*(?:i'?m|i am) (?:very |really |so )?sorry,? (?:but )?(?:i|as an ai)",
+    r"^\W*(?:i'?m|i am) (?:very |really |so |truly )?sorry,? (?:but )?(?:i|as an ai)",
+    r"^\W*(?:i'?m|i am) (?:very |really |so |truly )?sorry\b[^.!?\n]{0,60}\bbut\b",  # "I'm sorry for any confusion, but"
+    r"^\W*i'?m afraid (?:that'?s not possible|i (?:can(?:'|no)?t|cannot|won'?t|am unable|'m unable|am not able))",
+    r"\bi(?:'m| am) not (?:equipped|able|designed|programmed|permitted|allowed) to\b",
+    r"\bi (?:don'?t|do not) have the (?:ability|capability|capacity|means) to\b",
     r"^\W*i (?:can(?:'|no)?t|cannot|won'?t|will not|must decline|am unable|'m unable|am not able|'m not able)\b",
     r"^\W*(?:sorry|unfortunately),? (?:but )?i (?:can(?:'|no)?t|cannot|won'?t|am unable|'m unable)\b",
     r"\b(?:i|we) (?:can(?:'|no)?t|cannot|won'?t|will not) (?:help|assist|provide|comply|fulfill|support|do) "
