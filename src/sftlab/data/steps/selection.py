@@ -129,11 +129,11 @@ class _Walk:
                 break
             if i in self.in_set or (i in self.why and self.why[i][0] != "domain_quota"):
                 continue
-            if self.ceiling is not None:
+            reason = self._quota(i, domain_caps)
+            if reason is None and self.ceiling is not None:  # embedded only when it could be taken
                 s.embed(order, pos)
                 if vectors is None:
                     vectors = self.picked = np.zeros((max(s.target, 1), s.dim), dtype=np.float32)
-            reason = self._quota(i, domain_caps)
             if reason is None and self.ceiling is not None and self.chosen:
                 sims = vectors[: len(self.chosen)] @ s.vectors[i]
                 nearest = int(np.argmax(sims))
