@@ -5,7 +5,7 @@ dump; see ``tests/real_sharegpt.py``) with the embedded SmolLM2-135M, both ways 
 run and on the same records, and prints records/s, the speed-up and the largest
 difference between the two paths' losses (float32 summation order: about 1e-4 relative).
 
-    .venv/bin/python bench/bench_scoring.py --n 48
+    .venv/bin/python bench/bench_scoring.py            # 12 records
     .venv/bin/python bench/bench_scoring.py --n 48 --turns all
     .venv/bin/python bench/bench_scoring.py --n 12 --bf16     # also the packed path in bfloat16
 """
@@ -43,7 +43,7 @@ def timed(fn):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--n", type=int, default=48)
+    parser.add_argument("--n", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--turns", choices=["last", "all"], default="last")

@@ -20,6 +20,8 @@ ORDER = [
     "bench_rouge",
     "bench_mmlu",
     "bench_ifd",
+    "bench_scoring",
+    "bench_selection",
     "bench_curate_1m",
     "bench_train",
 ]
