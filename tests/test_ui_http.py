@@ -200,3 +200,52 @@ def test_the_mask_preview_names_what_is_missing(client):
     missing = client.get("/api/mask", params={"r": "tiny", "id": "fruit-3"})
     assert missing.status_code == 503 and "cannot load the run's tokenizer" in missing.json()["error"]
     assert client.get("/api/mask", params={"r": "tiny", "id": "nope"}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("params", "shown"),
+    [({"min_words": "8"}, 12), ({"max_words": "7"}, 0), ({"min_words": "8", "status": "rejected"}, 2)],
+)
+def test_length_filters_count_the_words_of_every_turn(client, params, shown):
+    page = client.get("/data", params={"r": "tiny", **params})  # "Is a plum yellow? Answer yes or no." + "no"
+    assert page.status_code == 200 and f"{shown} shown of 12" in page.text
+
+
+def test_sorting_and_the_next_record_follow_the_same_order(client):
+    page = client.get("/data", params={"r": "tiny", "sort": "-words", "q": "yellow"})
+    assert page.status_code == 200 and "12 shown of 12" in page.text
+    record = client.get("/record", params={"r": "tiny", "sort": "-words", "q": "yellow", "id": "fruit-1"})
+    assert "sort=-words" in record.text.split('data-next="')[1].split('"')[0]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"min_words": "many"}, "min_words 'many': a number"),
+        ({"sort": "random"}, "sort 'random': one of words"),
+        ({"min_score": "0.5"}, "needs score=NAME"),
+    ],
+)
+def test_bad_filter_values_are_400_naming_the_parameter(client, params, message):
+    page = client.get("/data", params={"r": "tiny", **params})
+    assert page.status_code == 400 and message in page.json()["error"]
+
+
+def test_score_ranges_and_sorting_read_meta_extra_scores(tmp_path):
+    from sftlab.ui import data
+
+    (tmp_path / "curation").mkdir()
+    rows = [
+        {"kind": "conversation", "turns": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+         "meta": {"id": f"s{i}", **({"extra": {"scores": {"heuristic": s}}} if s is not None else {})}}
+        for i, s in enumerate([0.9, 0.2, None, 0.5])
+    ]  # fmt: skip
+    (tmp_path / "curation" / "kept.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = data.load_items(tmp_path)
+    chosen, _ = data.choose(items, {"score": "heuristic", "min_score": "0.3"})
+    assert [it.id for it in chosen] == ["s0", "s3"]  # s2 has no score: it fails a score range
+    chosen, query = data.choose(items, {"score": "heuristic", "sort": "score"})
+    assert [it.id for it in chosen] == ["s1", "s3", "s0", "s2"] and query == {
+        "score": "heuristic",
+        "sort": "score",
+    }

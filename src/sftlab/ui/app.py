@@ -99,6 +99,13 @@ def _run_dir(request: Request, name: str | None) -> Path:
     return path
 
 
+def _choose(request: Request, items: list) -> tuple[list, dict[str, str]]:
+    try:
+        return data.choose(items, request.query_params)
+    except data.BadQuery as err:
+        raise HTTPException(400, str(err)) from None
+
+
 def _render(request: Request, template: str, **context: Any) -> HTMLResponse:
     page = request.app.state.templates.get_template(template)
     return HTMLResponse(page.render(root=request.app.state.root, **context))
@@ -116,41 +123,36 @@ def _pages(app: FastAPI) -> None:
         return _render(request, "run.html.jinja", run=info, reports=runs.reports(path), stages=runs.STAGES)
 
     @app.get("/data", response_class=HTMLResponse)
-    def data_page(request: Request, r: str = ".", q: str = "", page: int = 1):
+    def data_page(request: Request, r: str = ".", page: int = 1):
         path = _run_dir(request, r)
         items = data.load_items(path)
-        filters = {k: request.query_params.get(k, "") for k in data.FILTERS}
-        chosen = data.select(items, q, **filters)
+        chosen, query = _choose(request, items)
+        query = {"r": r, **query}
         page = max(1, page)
-        shown = chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        query = {"r": r, "q": q, **{k: v for k, v in filters.items() if v}}
         return _render(
             request,
             "data.html.jinja",
             run=r,
-            items=shown,
+            items=chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
             total=len(chosen),
             all_counts=data.counts(items),
-            counts=data.counts(chosen),
             decisions=data.decisions(path),
-            filters=filters,
-            q=q,
+            query=query,
             page=page,
             pages=max(1, -(-len(chosen) // PAGE_SIZE)),
-            query=query,
             link=lambda **change: "/data?" + urlencode({k: v for k, v in {**query, **change}.items() if v}),
             has_curation=(path / "curation").is_dir(),
+            score_names=sorted({k for it in items[:2000] for k in it.scores}),
         )
 
     @app.get("/record", response_class=HTMLResponse)
-    def record_page(request: Request, r: str, id: str, q: str = ""):
+    def record_page(request: Request, r: str, id: str):
         path = _run_dir(request, r)
-        filters = {k: request.query_params.get(k, "") for k in data.FILTERS}
-        chosen = data.select(data.load_items(path), q, **filters)
+        chosen, query = _choose(request, data.load_items(path))
+        query = {"r": r, **query}
         index = next((i for i, it in enumerate(chosen) if it.id == id), None)
         if index is None:
             raise HTTPException(404, f"no record {id!r} here (or not under these filters)")
-        query = {"r": r, "q": q, **{k: v for k, v in filters.items() if v}}
         following = chosen[index + 1] if index + 1 < len(chosen) else None
         return _render(
             request,
@@ -161,7 +163,7 @@ def _pages(app: FastAPI) -> None:
             total=len(chosen),
             decision=data.decisions(path).get(id),
             next_url=("/record?" + urlencode({**query, "id": following.id})) if following else "",
-            back_url="/data?" + urlencode({k: v for k, v in query.items() if v}),
+            back_url="/data?" + urlencode(query),
         )
 
     @app.get("/files/{rel:path}")

@@ -22,6 +22,8 @@ from sftlab.data.steps.review import DECISIONS, read_decisions
 
 REVIEW_FILE = "review.jsonl"
 FILTERS = ("status", "step", "reason", "source", "task")
+RANGES = ("min_words", "max_words", "min_score", "max_score")
+SORTS = ("", "words", "-words", "score", "-score")
 _LOCK = threading.Lock()
 _CACHE: dict[Path, tuple[tuple, list[Item]]] = {}
 
@@ -37,6 +39,16 @@ class Item:
     detail: str
     record: dict[str, Any]
     text: str  # lower-cased, for search
+    words: int  # whitespace words of every turn, as the length step counts by default
+
+    @property
+    def scores(self) -> dict[str, float]:
+        scores = ((self.record.get("meta") or {}).get("extra") or {}).get("scores") or {}
+        return (
+            {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+            if isinstance(scores, dict)
+            else {}
+        )
 
     def get(self, key: str) -> str:
         if key in ("source", "task"):
@@ -99,7 +111,15 @@ def _read(path: Path, *, rejected: bool):
                 detail=str(row.get("detail") or "") if rejected else "",
                 record=record,
                 text=json.dumps(record, ensure_ascii=False).lower(),
+                words=sum(len(str(t.get("content") or "").split()) for t in _turns(record)),
             )
+
+
+def _turns(record: dict[str, Any]) -> list[dict[str, Any]]:
+    if record.get("kind") == "text":
+        return [{"content": record.get("text", "")}]
+    turns = [t for t in record.get("turns") or [] if isinstance(t, dict)]
+    return ([{"content": record["system"]}] if record.get("system") else []) + turns
 
 
 def select(items: list[Item], query: str = "", **filters: str) -> list[Item]:
@@ -107,6 +127,48 @@ def select(items: list[Item], query: str = "", **filters: str) -> list[Item]:
     words = query.lower().split()
     chosen = [(k, v) for k, v in filters.items() if v]
     return [it for it in items if all(it.get(k) == v for k, v in chosen) and all(w in it.text for w in words)]
+
+
+class BadQuery(ValueError):
+    """A filter value that is not what it should be (answered with 400)."""
+
+
+def choose(items: list[Item], params) -> tuple[list[Item], dict[str, str]]:
+    """The items a page's query selects, in its order, and the query's non-empty parameters.
+
+    ``q`` (every word), the exact ``FILTERS``, word-count and score ranges (``score`` names the
+    score in ``meta.extra.scores``; records without it fail a score range), ``sort``.
+    """
+    query = {k: str(params.get(k, "")).strip() for k in ("q", *FILTERS, *RANGES, "score", "sort")}
+    query = {k: v for k, v in query.items() if v}
+    bounds = {}
+    for key in RANGES:
+        if key in query:
+            try:
+                bounds[key] = float(query[key])
+            except ValueError:
+                raise BadQuery(f"{key} {query[key]!r}: a number") from None
+    if query.get("sort", "") not in SORTS:
+        raise BadQuery(f"sort {query['sort']!r}: one of {', '.join(s for s in SORTS if s)}")
+    name = query.get("score", "")
+    if ("min_score" in bounds or "max_score" in bounds or "score" in query.get("sort", "")) and not name:
+        raise BadQuery("a score range or sort needs score=NAME (a key of meta.extra.scores)")
+    chosen = select(items, query.get("q", ""), **{k: query.get(k, "") for k in FILTERS})
+    chosen = [it for it in chosen if _in_range(it.words, bounds.get("min_words"), bounds.get("max_words"))]
+    if name and ("min_score" in bounds or "max_score" in bounds):
+        chosen = [
+            it for it in chosen
+            if name in it.scores and _in_range(it.scores[name], bounds.get("min_score"), bounds.get("max_score"))
+        ]  # fmt: skip
+    sort = query.get("sort", "")
+    if sort:
+        key = (lambda it: it.words) if "words" in sort else (lambda it: it.scores.get(name, float("inf")))
+        chosen = sorted(chosen, key=key, reverse=sort.startswith("-"))
+    return chosen, query
+
+
+def _in_range(value: float, low: float | None, high: float | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
 
 
 def counts(items: list[Item]) -> dict[str, Counter]:
