@@ -249,3 +249,10 @@ def test_score_ranges_and_sorting_read_meta_extra_scores(tmp_path):
         "score": "heuristic",
         "sort": "score",
     }
+
+
+def test_a_duplicate_and_the_record_it_duplicates_are_shown_side_by_side(client):
+    dup = client.get("/record", params={"r": "tiny", "id": "fruit-11"}).text  # a copy of fruit-1
+    assert 'class="related" data-id="fruit-1"' in dup and "named in its rejection" in dup
+    kept = client.get("/record", params={"r": "tiny", "id": "fruit-1"}).text
+    assert 'class="related" data-id="fruit-11"' in kept and "exact_duplicate of this one" in kept

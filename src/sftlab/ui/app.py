@@ -162,6 +162,7 @@ def _pages(app: FastAPI) -> None:
             position=index + 1,
             total=len(chosen),
             decision=data.decisions(path).get(id),
+            related=data.related(chosen[index], data.load_items(path)),
             next_url=("/record?" + urlencode({**query, "id": following.id})) if following else "",
             back_url="/data?" + urlencode(query),
         )

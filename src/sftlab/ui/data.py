@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -169,6 +170,27 @@ def choose(items: list[Item], params) -> tuple[list[Item], dict[str, str]]:
 
 def _in_range(value: float, low: float | None, high: float | None) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
+
+
+def related(item: Item, items: list[Item], limit: int = 6) -> list[tuple[str, Item]]:
+    """Records to see next to ``item``: the ones its rejection names ("duplicate of X", "cosine 0.99 with X"),
+    the ones whose rejection names it (its duplicates), and the ones with the same prompt (a conflict group)."""
+    by_id = {it.id: it for it in items}
+    found: dict[str, tuple[str, Item]] = {}
+    for token in re.findall(r"[\w.:/-]+", item.detail):
+        if token in by_id and token != item.id:
+            found.setdefault(token, ("named in its rejection", by_id[token]))
+    prompt = item.prompt.strip().lower()
+    for other in items:
+        if len(found) >= limit:
+            break
+        if other.id == item.id or other.id in found:
+            continue
+        if item.id in re.findall(r"[\w.:/-]+", other.detail):
+            found[other.id] = (f"{other.reason} of this one", other)
+        elif prompt and other.prompt.strip().lower() == prompt:
+            found[other.id] = ("same prompt", other)
+    return list(found.values())[:limit]
 
 
 def counts(items: list[Item]) -> dict[str, Counter]:
