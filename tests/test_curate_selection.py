@@ -379,6 +379,12 @@ def test_cli_curate_fails_in_one_line_when_the_selection_is_not_diverse(tmp_path
     err = capsys.readouterr().err
     assert "not more diverse than a random subset" in err and "on_not_diverse: warn" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    recipe["curation"]["steps"][1]["max_similarity"] = "auto"
+    recipe["curation"]["steps"][1]["on_not_diverse"] = "warn"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     assert main(["data", "curate", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "select: spread" in printed and "warning: select: the selection is not more diverse" in printed
+    recipe["curation"]["steps"][1].update(max_similarity="auto", on_not_diverse="fail")
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert main(["data", "curate", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().out

@@ -19,7 +19,7 @@ def curate(
     from sftlab.cli.common import out as console
     from sftlab.cli.common import print_json, recipe_from_cli
     from sftlab.data.curate import curate as run_curation
-    from sftlab.data.curation_report import curation_summary
+    from sftlab.data.curation_report import curation_summary, selection_line
     from sftlab.data.sources import read_sources
     from sftlab.data.steps.registry import build_steps
     from sftlab.errors import DataError
@@ -56,6 +56,8 @@ def curate(
             highlight=False,
             soft_wrap=True,
         )
+    for name, sel in summary.get("selection", {}).items():
+        console.print(selection_line(name, sel), markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"kept: {out_dir / 'kept.jsonl'}  report: {out_dir / 'report.html'}",
         markup=False,

@@ -61,12 +61,35 @@ def curation_summary(out_dir: str | Path) -> dict[str, Any]:
         "splits": data.get("splits", {}),
         "diversity": data.get("diversity", {}),
         "selection": {
-            s["step"]: {k: s["details"].get(k) for k in ("embedding_spread", "domains", "stratify")}
+            s["step"]: {
+                k: s["details"].get(k) for k in ("embedding_spread", "domains", "stratify", "warning")
+            }
             for s in data["steps"]
             if "domains" in s["details"]
         },
         "files": data["files"],
     }
+
+
+def selection_line(step: str, sel: dict[str, Any]) -> str:
+    """One console line per select step: spread against random and the pool, code share, any warning.
+
+    >>> selection_line("select", {"embedding_spread": {"selected": 0.96, "random_same_size": 0.94, "pool": 0.94},
+    ...     "domains": {"code": {"selected_share": 33.0, "pool_share": 32.9}}})
+    'select: spread 0.96 (random subset 0.94, pool 0.94); code 33.0% of the selection, 32.9% of the pool'
+    """
+    parts = []
+    spread = sel.get("embedding_spread")
+    if spread:
+        parts.append(
+            f"spread {spread['selected']} (random subset {spread['random_same_size']}, pool {spread['pool']})"
+        )
+    code = (sel.get("domains") or {}).get("code")
+    if code:
+        parts.append(f"code {code['selected_share']}% of the selection, {code['pool_share']}% of the pool")
+    if sel.get("warning"):
+        parts.append(f"warning: {sel['warning']}")
+    return f"{step}: " + "; ".join(parts or ["no embeddings"])
 
 
 # ── html ───────────────────────────────────────────────────────────────────
