@@ -256,3 +256,17 @@ def test_a_duplicate_and_the_record_it_duplicates_are_shown_side_by_side(client)
     assert 'class="related" data-id="fruit-1"' in dup and "named in its rejection" in dup
     kept = client.get("/record", params={"r": "tiny", "id": "fruit-1"}).text
     assert 'class="related" data-id="fruit-11"' in kept and "exact_duplicate of this one" in kept
+
+
+def test_a_hand_edited_review_file_still_shows_and_gets_whole_lines(tmp_path):
+    from sftlab.ui import data
+
+    (tmp_path / "curation").mkdir()
+    row = {"kind": "conversation", "turns": [{"role": "user", "content": "q"}], "meta": {"id": "a"}}
+    (tmp_path / "curation" / "kept.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "review.jsonl").write_text('not json\n{"id": "a", "decision": "keep"}')  # no final newline
+    assert data.decisions(tmp_path)["a"]["decision"] == "keep"
+    data.append_decision(tmp_path, "a", "drop", who="me")
+    lines = (tmp_path / "review.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["decision"] == "drop" and json.loads(lines[-2])["decision"] == "keep"
+    assert data.decisions(tmp_path)["a"]["decision"] == "drop"

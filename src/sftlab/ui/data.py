@@ -9,6 +9,7 @@ replaces that folder whole — one JSON line per decision, appended with a singl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sftlab.data.steps.review import DECISIONS, read_decisions
+from sftlab.errors import DataError
 
 REVIEW_FILE = "review.jsonl"
 FILTERS = ("status", "step", "reason", "source", "task")
@@ -208,7 +210,18 @@ def counts(items: list[Item]) -> dict[str, Counter]:
 def decisions(run: Path) -> dict[str, dict[str, Any]]:
     """The last decision per record id in the run's review file (none yet: empty)."""
     path = run / REVIEW_FILE
-    return read_decisions(path) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return read_decisions(path)
+    except DataError:  # a hand-edited line: show what can be read; the review step names the bad line
+        found = {}
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                if isinstance(row, dict) and row.get("decision") in DECISIONS and row.get("id") is not None:
+                    found[str(row["id"])] = row
+        return found
 
 
 class BadDecision(ValueError):
@@ -231,8 +244,11 @@ def append_decision(
     row.update(who=who, when=datetime.now(UTC).isoformat(timespec="seconds"), why=why or "")
     line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
     with _LOCK:
-        fd = os.open(run / REVIEW_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(run / REVIEW_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # a hand-edited last line without its newline stays a line of its own
             os.write(fd, line)
             os.fsync(fd)
         finally:
