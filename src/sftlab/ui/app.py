@@ -122,6 +122,28 @@ def _pages(app: FastAPI) -> None:
         info = runs.load_run(request.app.state.root, path)
         return _render(request, "run.html.jinja", run=info, reports=runs.reports(path), stages=runs.STAGES)
 
+    _data_pages(app)
+
+    @app.get("/files/{rel:path}")
+    def files(request: Request, rel: str):
+        try:
+            path = runs.inside(request.app.state.root, rel)
+        except runs.OutsideRoot:
+            raise HTTPException(403, "outside the runs folder") from None
+        if not path.is_file():
+            raise HTTPException(404, f"no file {rel!r}")
+        return FileResponse(path)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return RedirectResponse("/static/favicon.svg")
+
+
+def _data_pages(app: FastAPI) -> None:
     @app.get("/data", response_class=HTMLResponse)
     def data_page(request: Request, r: str = ".", page: int = 1):
         path = _run_dir(request, r)
@@ -166,24 +188,6 @@ def _pages(app: FastAPI) -> None:
             next_url=("/record?" + urlencode({**query, "id": following.id})) if following else "",
             back_url="/data?" + urlencode(query),
         )
-
-    @app.get("/files/{rel:path}")
-    def files(request: Request, rel: str):
-        try:
-            path = runs.inside(request.app.state.root, rel)
-        except runs.OutsideRoot:
-            raise HTTPException(403, "outside the runs folder") from None
-        if not path.is_file():
-            raise HTTPException(404, f"no file {rel!r}")
-        return FileResponse(path)
-
-    @app.get("/health")
-    def health():
-        return {"status": "ok"}
-
-    @app.get("/favicon.ico")
-    def favicon():
-        return RedirectResponse("/static/favicon.svg")
 
 
 def _api(app: FastAPI) -> None:
