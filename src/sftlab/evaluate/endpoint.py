@@ -191,7 +191,12 @@ class Streamed:
     tokens: int
 
 
-def stream_once(endpoint: Endpoint, messages: list[dict[str, Any]], max_new_tokens: int) -> Streamed:
+def stream_once(
+    endpoint: Endpoint,
+    messages: list[dict[str, Any]],
+    max_new_tokens: int,
+    tools: list[dict[str, Any]] | None = None,
+) -> Streamed:
     """Time one streamed greedy answer.
 
     Tokens of text: the usage chunk's count less the stop token (``finish_reason: stop`` counts a token
@@ -211,6 +216,7 @@ def stream_once(endpoint: Endpoint, messages: list[dict[str, Any]], max_new_toke
             max_tokens=max_new_tokens,
             stream=True,
             stream_options={"include_usage": True},
+            **({"tools": tools} if tools else {}),
         )
         for chunk in stream:
             now = time.perf_counter()
@@ -258,16 +264,18 @@ def stream_latency(
     *,
     max_new_tokens: int,
     repeats: int,
+    tools: Sequence[list[dict[str, Any]] | None] | None = None,
     warmup: int,
     max_spread: float,
 ) -> dict[str, Any]:
     """TTFT and time per token from streamed answers to ``prompts`` (one request at a time), median and spread."""
-    for messages in list(prompts)[: max(warmup, 0)]:
-        stream_once(endpoint, messages, max_new_tokens)
+    tools = tools or [None] * len(prompts)
+    for messages, offered in list(zip(prompts, tools, strict=True))[: max(warmup, 0)]:
+        stream_once(endpoint, messages, max_new_tokens, offered)
     by_prompt: list[list[Streamed]] = [[] for _ in prompts]
     for _ in range(repeats):  # prompt after prompt, then again: a burst of load hits every prompt alike
         for i, messages in enumerate(prompts):
-            by_prompt[i].append(stream_once(endpoint, messages, max_new_tokens))
+            by_prompt[i].append(stream_once(endpoint, messages, max_new_tokens, tools[i]))
     runs = [r for rs in by_prompt for r in rs]
     ttft = _summary([r.ttft for r in runs])
     per_token = _summary([r.per_token for r in runs if r.per_token is not None])

@@ -77,6 +77,7 @@ def evaluate_endpoint(
             endpoint,
             [s.messages for s in samples[: lat.endpoint_prompts]],
             max_new_tokens=cfg.max_new_tokens,
+            tools=[s.tools for s in samples[: lat.endpoint_prompts]],
             repeats=lat.repeats,
             warmup=lat.warmup,
             max_spread=lat.max_spread,
