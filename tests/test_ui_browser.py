@@ -217,7 +217,7 @@ def test_the_loss_curve_grows_while_a_short_training_runs(browser, workspace, ti
     path = browser.find_element(By.CSS_SELECTOR, "#curve svg path.series.train")
     assert path.get_attribute("data-points") == "12" and path.get_attribute("d").count("L") == 11
     assert browser.execute_script("return window.sameDocument") is True
-    assert "step 12: loss" in browser.find_element(By.ID, "curve-status").text
+    assert "step 12 of 12 (100%): loss" in browser.find_element(By.ID, "curve-status").text
 
 
 def test_the_chat_page_streams_answers_from_the_run_and_its_base(browser, workspace):

@@ -194,7 +194,12 @@ def _api(app: FastAPI) -> None:
     @app.get("/api/metrics")
     def metrics(request: Request, r: str = "."):
         path = _run_dir(request, r)
-        return {"run": r, "stages": runs.stage_states(path), **runs.read_metrics(path)}
+        return {
+            "run": r,
+            "stages": runs.stage_states(path),
+            "max_steps": runs.planned_steps(path),
+            **runs.read_metrics(path),
+        }
 
     @app.get("/api/mask")
     def mask_preview(request: Request, r: str, id: str):

@@ -152,6 +152,21 @@ def read_metrics(run: Path) -> dict[str, list[dict[str, float]]]:
     return {"train": train, "eval": evals}
 
 
+def planned_steps(run: Path) -> int | None:
+    """Optimizer steps the training will take, when known (``training.max_steps``, or the finished summary)."""
+    import yaml
+
+    summary = read_json(run / "train" / "summary.json")
+    if isinstance(summary.get("max_steps"), int):
+        return summary["max_steps"]
+    try:
+        recipe = yaml.safe_load((run / "recipe.resolved.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    steps = (recipe.get("training") or {}).get("max_steps") if isinstance(recipe, dict) else None
+    return steps if isinstance(steps, int) else None
+
+
 def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

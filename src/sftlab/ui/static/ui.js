@@ -48,7 +48,10 @@ function pollCurve(box) {
         drawCurve(box, {train: m.train, eval: m.eval});
         const last = m.train[m.train.length - 1];
         box.dataset.points = m.train.length;
-        if (last) status.textContent = `step ${last.step}: loss ${last.loss.toFixed(4)} (${m.train.length} points; updates every 2 s)`;
+        if (last) {
+          const of = m.max_steps ? ` of ${m.max_steps} (${Math.round(100 * last.step / m.max_steps)}%)` : "";
+          status.textContent = `step ${last.step}${of}: loss ${last.loss.toFixed(4)} (${m.train.length} points; updates every 2 s)`;
+        }
       }
     } catch (e) { status.textContent = "server not answering; retrying"; }
   };
