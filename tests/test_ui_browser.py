@@ -186,6 +186,7 @@ def test_keyboard_review_drops_and_edits_and_a_rerun_of_curation_applies_both(br
     assert "Yes: a ripe banana is yellow." in browser.find_element(By.CSS_SELECTOR, ".turn.assistant").text
 
 
+@pytest.mark.slow  # a real training or two model servers
 def test_the_loss_curve_grows_while_a_short_training_runs(browser, workspace, tiny_model_dir):
     folder, url = workspace
     recipe = write_recipe(folder, str(tiny_model_dir), max_steps=12)
@@ -220,6 +221,7 @@ def test_the_loss_curve_grows_while_a_short_training_runs(browser, workspace, ti
     assert "step 12 of 12 (100%): loss" in browser.find_element(By.ID, "curve-status").text
 
 
+@pytest.mark.slow  # a real training or two model servers
 def test_the_chat_page_streams_answers_from_the_run_and_its_base(browser, workspace):
     _, url = workspace  # the training above left runs/tiny/final
     browser.get(url + "/chat?r=tiny")

@@ -50,6 +50,7 @@ def test_a_run_started_from_a_recipe_is_followed_to_the_end(workspace):
     assert 'id="run-link"' in client.get("/job", params={"id": job.json()["id"]}).text
 
 
+@pytest.mark.slow  # a real training or two model servers
 def test_stop_interrupts_a_training_run_cleanly(workspace):
     folder, client = workspace
     job = client.post("/api/jobs", json={"recipe": "recipe.yaml", "until": "train"}).json()
