@@ -222,8 +222,11 @@ def test_the_loss_curve_grows_while_a_short_training_runs(browser, workspace, ti
 
 
 @pytest.mark.slow  # a real training or two model servers
-def test_the_chat_page_streams_answers_from_the_run_and_its_base(browser, workspace):
-    _, url = workspace  # the training above left runs/tiny/final
+def test_the_chat_page_streams_answers_from_the_run_and_its_base(browser, workspace, tiny_model_dir):
+    folder, url = workspace
+    if not (folder / "runs" / "tiny" / "final").is_dir():  # run alone: train first
+        recipe = write_recipe(folder, str(tiny_model_dir), max_steps=2)
+        assert main(["run", str(recipe), "--until", "train"]) == 0
     browser.get(url + "/chat?r=tiny")
     columns = browser.find_elements(By.CSS_SELECTOR, ".chat-column")
     assert [c.get_attribute("data-model") for c in columns] == ["run", "base"]
