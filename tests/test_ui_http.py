@@ -270,3 +270,18 @@ def test_a_hand_edited_review_file_still_shows_and_gets_whole_lines(tmp_path):
     lines = (tmp_path / "review.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["decision"] == "drop" and json.loads(lines[-2])["decision"] == "keep"
     assert data.decisions(tmp_path)["a"]["decision"] == "drop"
+
+
+def test_the_review_filter_continues_where_the_reviewer_left_off(client):
+    assert (
+        client.post("/api/review", json={"run": "tiny", "id": "fruit-3", "decision": "keep"}).status_code
+        == 200
+    )
+    shown = {}
+    for review in ("none", "any", "keep"):
+        page = client.get("/data", params={"r": "tiny", "review": review})
+        shown[review] = int(page.text.split("<small>")[1].split(" shown")[0])
+        assert ('data-id="fruit-3"' in page.text) == (review != "none")
+    assert shown["none"] + shown["any"] == 12 and shown["keep"] >= 1
+    assert f"not reviewed</a> {shown['none']}" in client.get("/data", params={"r": "tiny"}).text
+    assert client.get("/data", params={"r": "tiny", "review": "maybe"}).status_code == 400

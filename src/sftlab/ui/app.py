@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -99,9 +100,9 @@ def _run_dir(request: Request, name: str | None) -> Path:
     return path
 
 
-def _choose(request: Request, items: list) -> tuple[list, dict[str, str]]:
+def _choose(request: Request, items: list, decided: dict) -> tuple[list, dict[str, str]]:
     try:
-        return data.choose(items, request.query_params)
+        return data.choose(items, request.query_params, decided)
     except data.BadQuery as err:
         raise HTTPException(400, str(err)) from None
 
@@ -148,7 +149,8 @@ def _data_pages(app: FastAPI) -> None:
     def data_page(request: Request, r: str = ".", page: int = 1):
         path = _run_dir(request, r)
         items = data.load_items(path)
-        chosen, query = _choose(request, items)
+        decided = data.decisions(path)
+        chosen, query = _choose(request, items, decided)
         query = {"r": r, **query}
         page = max(1, page)
         return _render(
@@ -158,7 +160,8 @@ def _data_pages(app: FastAPI) -> None:
             items=chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
             total=len(chosen),
             all_counts=data.counts(items),
-            decisions=data.decisions(path),
+            decisions=decided,
+            reviewed=Counter(d["decision"] for d in decided.values()),
             query=query,
             page=page,
             pages=max(1, -(-len(chosen) // PAGE_SIZE)),
@@ -170,7 +173,8 @@ def _data_pages(app: FastAPI) -> None:
     @app.get("/record", response_class=HTMLResponse)
     def record_page(request: Request, r: str, id: str):
         path = _run_dir(request, r)
-        chosen, query = _choose(request, data.load_items(path))
+        decided = data.decisions(path)
+        chosen, query = _choose(request, data.load_items(path), decided)
         query = {"r": r, **query}
         index = next((i for i, it in enumerate(chosen) if it.id == id), None)
         if index is None:
@@ -183,7 +187,7 @@ def _data_pages(app: FastAPI) -> None:
             item=chosen[index],
             position=index + 1,
             total=len(chosen),
-            decision=data.decisions(path).get(id),
+            decision=decided.get(id),
             related=data.related(chosen[index], data.load_items(path)),
             next_url=("/record?" + urlencode({**query, "id": following.id})) if following else "",
             back_url="/data?" + urlencode(query),

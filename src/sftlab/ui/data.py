@@ -136,13 +136,14 @@ class BadQuery(ValueError):
     """A filter value that is not what it should be (answered with 400)."""
 
 
-def choose(items: list[Item], params) -> tuple[list[Item], dict[str, str]]:
+def choose(items: list[Item], params, decided: dict | None = None) -> tuple[list[Item], dict[str, str]]:
     """The items a page's query selects, in its order, and the query's non-empty parameters.
 
     ``q`` (every word), the exact ``FILTERS``, word-count and score ranges (``score`` names the
-    score in ``meta.extra.scores``; records without it fail a score range), ``sort``.
+    score in ``meta.extra.scores``; records without it fail a score range), ``review`` (``none``:
+    not decided yet, ``any``, or a decision; ``decided`` holds the decisions), ``sort``.
     """
-    query = {k: str(params.get(k, "")).strip() for k in ("q", *FILTERS, *RANGES, "score", "sort")}
+    query = {k: str(params.get(k, "")).strip() for k in ("q", *FILTERS, *RANGES, "score", "review", "sort")}
     query = {k: v for k, v in query.items() if v}
     bounds = {}
     for key in RANGES:
@@ -153,6 +154,8 @@ def choose(items: list[Item], params) -> tuple[list[Item], dict[str, str]]:
                 raise BadQuery(f"{key} {query[key]!r}: a number") from None
     if query.get("sort", "") not in SORTS:
         raise BadQuery(f"sort {query['sort']!r}: one of {', '.join(s for s in SORTS if s)}")
+    if query.get("review", "none") not in ("none", "any", *DECISIONS):
+        raise BadQuery(f"review {query['review']!r}: none, any, {', '.join(DECISIONS)}")
     name = query.get("score", "")
     if ("min_score" in bounds or "max_score" in bounds or "score" in query.get("sort", "")) and not name:
         raise BadQuery("a score range or sort needs score=NAME (a key of meta.extra.scores)")
@@ -162,6 +165,13 @@ def choose(items: list[Item], params) -> tuple[list[Item], dict[str, str]]:
         chosen = [
             it for it in chosen
             if name in it.scores and _in_range(it.scores[name], bounds.get("min_score"), bounds.get("max_score"))
+        ]  # fmt: skip
+    review, decided = query.get("review"), decided or {}
+    if review:
+        chosen = [
+            it for it in chosen
+            if (it.id in decided) == (review != "none")
+            and review in ("none", "any", decided.get(it.id, {}).get("decision"))
         ]  # fmt: skip
     sort = query.get("sort", "")
     if sort:
