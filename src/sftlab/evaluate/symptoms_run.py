@@ -152,4 +152,3 @@ def tripped(symptoms: dict[str, Any] | None, safety: dict[str, Any] | None) -> l
     for label, kinds in ((safety or {}).get("gates") or {}).items():
         found += [f"{label} safety: {v['message']}" for v in kinds.values() if v["status"] == "fail"]
     return found
-
