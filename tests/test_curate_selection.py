@@ -78,6 +78,18 @@ def test_minilm_embeddings_are_unit_vectors_that_rank_paraphrases_close(minilm):
     assert sims[0, 1] > 0.7 > 0.3 > sims[0, 2]
 
 
+def test_embeddings_come_back_in_input_order_whatever_the_batching(minilm):
+    texts = [
+        "short",
+        "a much longer text about tides, the moon and the sea " * 5,
+        "",
+        "middle length text here",
+    ]
+    together = minilm.encode(texts)
+    alone = np.concatenate([minilm.encode([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+
+
 def test_mean_pairwise_distance():
     same = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (4, 1))
     assert mean_pairwise_distance(same) == pytest.approx(0.0)

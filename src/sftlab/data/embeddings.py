@@ -64,16 +64,20 @@ class Embedder:
     max_length: int = 256
 
     def encode(self, texts: Sequence[str], description: str = "embed") -> np.ndarray:
+        """Unit vectors in input order; batches are formed longest text first, so padding stays small."""
         import torch
 
-        chunks = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         out = []
         with torch.inference_mode():
             for chunk in track(chunks, description):
-                out.append(self._encode_batch(list(chunk)).float().cpu().numpy())
+                out.append(self._encode_batch([texts[i] for i in chunk]).float().cpu().numpy())
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(np.concatenate(out).astype(np.float32))
+        vectors = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.concatenate(out)
+        return _normalise(vectors)
 
     def _batch_inputs(self, texts: list[str]):
         enc = self.tokenizer(
