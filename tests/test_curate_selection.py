@@ -400,3 +400,11 @@ def test_cli_curate_fails_in_one_line_when_the_selection_is_not_diverse(tmp_path
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     assert main(["data", "curate", str(path)]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_auto_without_any_signal_it_combines_is_a_recipe_error_naming_the_fix():
+    records = [rec("a", "q", "a", None)]
+    records[0].meta.extra["scores"] = {"perplexity": 12.0}
+    step = build_step({"type": "select", "max_similarity": None})
+    with pytest.raises(RecipeError, match="known scores: perplexity.*select.score: -perplexity"):
+        list(step.run(records, StepStats("select")))

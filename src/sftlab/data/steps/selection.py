@@ -225,14 +225,20 @@ class SelectStep(GlobalStep):
         self._values = values
         if eligible and all(values[i] is None for i in eligible):
             known = sorted({k for r in records for k in r.meta.extra.get("scores", {})})
-            wanted = (
-                "any of heuristic, ifd, judge_quality, judge_complexity" if self.expression == AUTO else ""
-            )
+            known_list = ", ".join(known) or "none"
+            if self.expression == AUTO:
+                problem = (
+                    "select.score 'auto' combines heuristic, ifd, judge_quality and judge_complexity, and no record "
+                    f"has any of them (known scores: {known_list}); add one to the score step's signals, or rank "
+                    "by a score that exists, e.g. select.score: -perplexity"
+                )
+            else:
+                problem = (
+                    f"select.score '{self.expression}' is missing on every record (known scores: {known_list}); "
+                    "run a score step before select"
+                )
             raise RecipeError(
-                [
-                    f"select.score '{self.expression}' is missing on every record{' (' + wanted + ')' if wanted else ''} "
-                    f"(known scores: {', '.join(known) or 'none'}); run a score step before select"
-                ],
+                [problem],
                 source="curation.steps",
             )
         return sorted(eligible, key=lambda i: (values[i] is None, -(values[i] or 0.0), i))
