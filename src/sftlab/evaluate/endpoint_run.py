@@ -16,7 +16,7 @@ from sftlab.evaluate.endpoint import Endpoint, endpoint_section, generate, is_en
 from sftlab.evaluate.endpoint_logprobs import run_benchmarks
 from sftlab.evaluate.icl import IclPrompter
 from sftlab.evaluate.samples import EvalSample
-from sftlab.evaluate.tasks import task_scores
+from sftlab.evaluate.tasks import scored_answers
 from sftlab.recipe import Recipe
 from sftlab.utils.progress import console
 
@@ -113,10 +113,4 @@ def _answers(
         seed=recipe.seed,
         tools=[s.tools for s in samples],
     )
-    produced = [g.text for g in gens]
-    result = task_scores(cfg.metrics, samples, produced, **metric_kw)
-    result["answers"] = [
-        {"id": s.id, "expected": s.expected, "produced": p, "new_tokens": g.new_tokens}
-        for s, p, g in zip(samples, produced, gens, strict=True)
-    ]
-    return result, produced
+    return scored_answers(cfg.metrics, samples, gens, **metric_kw)

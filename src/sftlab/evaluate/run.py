@@ -29,7 +29,7 @@ from sftlab.evaluate.retention import RetentionError, retention_gate
 from sftlab.evaluate.samples import EvalSample, to_samples
 from sftlab.evaluate.sweep import run_checkpoint_sweep
 from sftlab.evaluate.symptoms_run import SymptomChecks, tripped
-from sftlab.evaluate.tasks import labels_of, task_scores
+from sftlab.evaluate.tasks import labels_of, scored_answers
 from sftlab.recipe import Recipe
 from sftlab.utils.atomic import write_json
 from sftlab.utils.progress import console
@@ -242,12 +242,7 @@ def evaluate_model(
         batch_size=cfg.batch_size,
         tools=[s.tools for s in samples],
     )
-    produced = [g.text for g in gens]
-    result = task_scores(cfg.metrics, samples, produced, **metric_kw)
-    result["answers"] = [
-        {"id": s.id, "expected": s.expected, "produced": p, "new_tokens": g.new_tokens}
-        for s, p, g in zip(samples, produced, gens, strict=True)
-    ]
+    result, produced = scored_answers(cfg.metrics, samples, gens, **metric_kw)
     losses, skipped = per_sample_loss(model, tokenizer, records, recipe.render, batch_size=cfg.batch_size)
     result["loss"] = {
         "mean": sum(x.loss for x in losses) / len(losses) if losses else None,
@@ -274,13 +269,8 @@ def evaluate_icl(
         description="generate (in-context)",
         tools=[s.tools for s in samples],
     )
-    produced = [g.text for g in gens]
-    result = task_scores(cfg.metrics, samples, produced, **metric_kw)
+    result, produced = scored_answers(cfg.metrics, samples, gens, **metric_kw)
     result["icl_k"] = cfg.icl_k
-    result["answers"] = [
-        {"id": s.id, "expected": s.expected, "produced": p, "new_tokens": g.new_tokens}
-        for s, p, g in zip(samples, produced, gens, strict=True)
-    ]
     return result, produced
 
 

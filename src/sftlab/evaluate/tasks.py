@@ -60,6 +60,19 @@ def task_scores(
     return out
 
 
+def scored_answers(
+    names: Sequence[str], samples: Sequence[EvalSample], gens: Sequence[Any], **metric_kw: Any
+) -> tuple[dict[str, Any], list[str]]:
+    """Task scores of generated answers (anything with ``text`` and ``new_tokens``), with the answers listed."""
+    produced = [g.text for g in gens]
+    result = task_scores(names, samples, produced, **metric_kw)
+    result["answers"] = [
+        {"id": s.id, "expected": s.expected, "produced": p, "new_tokens": g.new_tokens}
+        for s, p, g in zip(samples, produced, gens, strict=True)
+    ]
+    return result, produced
+
+
 def task_groups(samples: Sequence[EvalSample]) -> dict[str, list[int]]:
     """Sample indices per ``meta.task`` (samples without one: ``"(no task)"``); one group ``all`` without tasks."""
     tasks = sorted({s.task for s in samples if s.task})
