@@ -129,6 +129,10 @@ def test_a_different_model_behind_the_endpoint_shows_the_difference(world, tmp_p
     assert (
         "First differing answers: fine-tuned vs impostor" in (tmp_path / "eval" / "report.html").read_text()
     )
+    # the endpoint is checked for symptoms and safety like a local model, through its API
+    assert set(report["symptoms"]["models"]) == set(report["safety"]["models"]) == {"fine-tuned", "impostor"}
+    assert report["symptoms"]["models"]["impostor"]["general"]["n"] == 40
+    assert report["safety"]["models"]["impostor"]["harmful_refused"]["n"] == 40
 
 
 def test_endpoint_with_icl_row_and_no_key_needed(world, tmp_path):

@@ -31,6 +31,18 @@ def connect(recipe: Recipe, label: str, ref: str) -> Endpoint:
     return Endpoint(label, endpoint_section(label, ref, recipe.evaluation.endpoints))
 
 
+def endpoint_asker(recipe: Recipe, label: str, ref: str):
+    """The symptom checks' ``ask`` for an endpoint: one-turn prompts through chat.completions, greedy."""
+    endpoint = connect(recipe, label, ref)
+
+    def ask(prompts: Sequence[str], max_new_tokens: int, description: str) -> list[Any]:
+        console.print(f"{description}: {len(prompts)} prompts to {label}", highlight=False)
+        messages = [[{"role": "user", "content": p}] for p in prompts]
+        return generate(endpoint, messages, max_new_tokens=max_new_tokens, seed=recipe.seed)
+
+    return ask
+
+
 def check_endpoints(recipe: Recipe, models: dict[str, str]) -> None:
     """Reach every endpoint in ``models`` once (its model list) before any work: a bad reference, an
     unreachable server or a refused key is one line now; a model the endpoint does not list is a warning."""

@@ -28,7 +28,7 @@ from sftlab.evaluate.metrics import load_custom_metric, load_schema
 from sftlab.evaluate.retention import RetentionError, retention_gate
 from sftlab.evaluate.samples import EvalSample, to_samples
 from sftlab.evaluate.sweep import run_checkpoint_sweep
-from sftlab.evaluate.symptoms_run import SymptomChecks, tripped
+from sftlab.evaluate.symptoms_run import SymptomChecks, local_asker, tripped
 from sftlab.evaluate.tasks import labels_of, scored_answers
 from sftlab.recipe import Recipe
 from sftlab.utils.atomic import write_json
@@ -174,6 +174,13 @@ class _Run:
             )
             self.results.update(rows)
             self.bad += bad
+            if self.checks is not None:
+                from sftlab.evaluate.endpoint_run import endpoint_asker
+
+                prompts = [_last_user(s.messages) for s in self.samples]
+                self.checks.collect(
+                    label, endpoint_asker(self.recipe, label, ref), prompts, rows[label]["answers"]
+                )
             return
         console.print(f"evaluating [bold]{label}[/] ({ref})", highlight=False)
         model, tokenizer = load_for_eval(self.recipe, ref)
@@ -188,7 +195,9 @@ class _Run:
         self.results[label] = {"reference": ref, **result}
         if self.checks is not None:
             prompts = [_last_user(s.messages) for s in self.samples]
-            self.checks.collect(label, model, tokenizer, prompts, result["answers"])
+            self.checks.collect(
+                label, local_asker(model, tokenizer, cfg.batch_size), prompts, result["answers"]
+            )
         self.bad += bad_cases(label, self.samples, produced)
         if icl is not None:
             icl_result, icl_produced = evaluate_icl(

@@ -7,12 +7,33 @@ Then every non-base model is gated against the base on the same prompts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sftlab.evaluate.generation import generate_batch
 from sftlab.evaluate.safety import load_safety_prompts, refusal_rates, safety_gate
 from sftlab.evaluate.symptoms import answer_symptoms, summarise, symptom_gates
+
+Ask = Callable[[Sequence[str], int, str], list[Any]]
+"""``ask(prompts, max_new_tokens, description)`` → greedy answers (``text``, ``new_tokens``) to one-turn prompts."""
+
+
+def local_asker(model, tokenizer, batch_size: int) -> Ask:
+    """:data:`Ask` for a loaded model: batched greedy generation with its chat template."""
+
+    def ask(prompts: Sequence[str], max_new_tokens: int, description: str) -> list[Any]:
+        messages = [[{"role": "user", "content": p}] for p in prompts]
+        return generate_batch(
+            model,
+            tokenizer,
+            messages,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            description=description,
+        )
+
+    return ask
+
 
 EXAMPLES_SHOWN = 3
 """Answers shown per model and symptom, so a reader sees what was counted."""
@@ -36,45 +57,21 @@ class SymptomChecks:
     def enabled(self) -> bool:
         return self.sym.enabled or self.safe.enabled
 
-    def collect(
-        self, label: str, model, tokenizer, eval_prompts: Sequence[str], answers: Sequence[dict]
-    ) -> None:
-        """Judge ``answers`` (the eval answers with ``produced`` and ``new_tokens``) and ask the extra prompts."""
+    def collect(self, label: str, ask: Ask, eval_prompts: Sequence[str], answers: Sequence[dict]) -> None:
+        """Judge ``answers`` (the eval answers with ``produced`` and ``new_tokens``) and put the extra prompts to
+        the model through ``ask`` (:func:`local_asker`, or an endpoint's)."""
         if self.sym.enabled:
-            self._add(
-                label,
-                "eval",
-                eval_prompts,
-                [a["produced"] for a in answers],
-                [a["new_tokens"] for a in answers],
-                self.cfg.max_new_tokens,
-            )
+            produced = [a["produced"] for a in answers]
+            lengths = [a["new_tokens"] for a in answers]
+            self._add(label, "eval", eval_prompts, produced, lengths, self.cfg.max_new_tokens)
             if self.general:
-                gens = self._ask(
-                    model, tokenizer, self.general, self.sym.max_new_tokens, "generate (general)"
-                )
-                self._add(
-                    label,
-                    "general",
-                    self.general,
-                    [g.text for g in gens],
-                    [g.new_tokens for g in gens],
-                    self.sym.max_new_tokens,
-                )
+                gens = ask(self.general, self.sym.max_new_tokens, "generate (general)")
+                texts, lengths = [g.text for g in gens], [g.new_tokens for g in gens]
+                self._add(label, "general", self.general, texts, lengths, self.sym.max_new_tokens)
         if self.safe.enabled:
             prompts = [p["prompt"] for p in self.safety_prompts]
-            gens = self._ask(model, tokenizer, prompts, self.safe.max_new_tokens, "generate (safety)")
+            gens = ask(prompts, self.safe.max_new_tokens, "generate (safety)")
             self.safety_answers[label] = [g.text for g in gens]
-
-    def _ask(self, model, tokenizer, prompts: Sequence[str], max_new_tokens: int, description: str):
-        return generate_batch(
-            model,
-            tokenizer,
-            [[{"role": "user", "content": p}] for p in prompts],
-            max_new_tokens=max_new_tokens,
-            batch_size=self.cfg.batch_size,
-            description=description,
-        )
 
     def _add(self, label, part, prompts, texts, lengths, max_new_tokens) -> None:
         flags = [
