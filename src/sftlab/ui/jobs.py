@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,17 +114,20 @@ class Jobs:
     def get(self, job_id: int) -> Job | None:
         return self.jobs.get(job_id)
 
-    def stop(self, job: Job, grace: float = 20.0) -> None:
-        """SIGINT (the CLI exits cleanly, 130), then SIGTERM if it has not ended within ``grace`` seconds."""
+    def stop(self, job: Job, grace: float = 60.0) -> None:
+        """SIGINT (the CLI exits cleanly, 130); SIGTERM if it has not ended within ``grace`` seconds, SIGKILL
+        10 s later. Returns once the process has ended, so the answer says "stopped", never "running"."""
         if job.proc.poll() is not None:
             return
         job.stopped = True
         job.proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + grace
-        while job.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if job.proc.poll() is None:
-            job.proc.terminate()
+        for escalate, wait in ((job.proc.terminate, grace), (job.proc.kill, 10.0), (None, 10.0)):
+            try:
+                job.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                if escalate is not None:
+                    escalate()
 
     def read_log(self, job: Job, offset: int, limit: int = 200_000) -> tuple[str, int]:
         """The log from byte ``offset`` on (at most ``limit`` bytes) and the offset after it."""
