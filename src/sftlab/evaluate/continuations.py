@@ -16,6 +16,7 @@ import copy
 from collections.abc import Sequence
 
 from sftlab.evaluate.generation import left_pad
+from sftlab.models.kv_cache import cache_kwarg, cache_of
 from sftlab.utils.progress import make_progress
 
 PAIRS_PER_PROMPT_ROW = 2
@@ -79,9 +80,7 @@ def score_continuations(
                 rest = [conts[i][oi] for _, i, oi in group]
                 if len(rest[0]) < 2:
                     break  # sorted longest first: every option left is one token, already scored
-                cache = (
-                    first.past_key_values if n == len(groups) - 1 else copy.deepcopy(first.past_key_values)
-                )
+                cache = cache_of(first) if n == len(groups) - 1 else copy.deepcopy(cache_of(first))
                 rows = torch.tensor([row for row, _, _ in group], device=device)
                 for (_, i, oi), total in zip(
                     group, _later_tokens(model, rest, rows, mask, cache, pad_id), strict=True
@@ -115,7 +114,7 @@ def _later_tokens(model, rest: list[list[int]], rows, prompt_mask, cache, pad_id
         input_ids=ids.to(device),
         attention_mask=full_mask,
         position_ids=positions,
-        past_key_values=cache,
+        **{cache_kwarg(model): cache},
         use_cache=True,
     )
     logp = torch.log_softmax(logits.float(), dim=-1)

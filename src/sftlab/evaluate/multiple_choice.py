@@ -42,6 +42,7 @@ from sftlab.errors import DataError
 from sftlab.evaluate.continuations import score_continuations
 from sftlab.evaluate.generation import left_pad
 from sftlab.evaluate.stats import wilson_interval
+from sftlab.models.kv_cache import cache_kwarg, cache_of
 from sftlab.utils.progress import make_progress
 
 LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H")
@@ -183,7 +184,7 @@ def score_letters(
         task = progress.add_task(description, total=len(encoded), info="")
         for prefix_len, members in groups:
             prefix = torch.tensor([encoded[members[0]][:prefix_len]], device=device)
-            cache = model(input_ids=prefix, use_cache=True).past_key_values
+            cache = cache_of(model(input_ids=prefix, use_cache=True))
             for start in range(0, len(members), batch_size):
                 chunk = members[start : start + batch_size]
                 rows = [encoded[i][prefix_len:] for i in chunk]
@@ -197,7 +198,7 @@ def score_letters(
                     input_ids=ids,
                     attention_mask=full_mask,
                     position_ids=pos + prefix_len,
-                    past_key_values=batch_cache,
+                    **{cache_kwarg(model): batch_cache},
                     use_cache=True,
                     logits_to_keep=1,
                 ).logits

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sftlab.models.kv_cache import cache_kwarg, cache_of
 from sftlab.serve.kvcache import PaddedCache, can_reshape
 from sftlab.serve.logits import pick_tokens
 from sftlab.serve.sequence import Sequence
@@ -54,7 +55,7 @@ class DecodeBatch:
         self.reshapable: bool | None = None
         """Whether the model's cache can take and lose rows (:meth:`probe`); otherwise one sequence at a time."""
         params = inspect.signature(model.forward).parameters
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._cache_arg = cache_kwarg(model)
         self._keep_last = "logits_to_keep" in params
         # Left-padded rows need their own positions; a model that takes none runs one sequence at a time.
         self._positions = "position_ids" in params
@@ -154,10 +155,7 @@ class DecodeBatch:
         if self._positions:
             kwargs["position_ids"] = positions
         out = self.model(input_ids=ids, attention_mask=mask, **kwargs)
-        cache = getattr(out, "cache", None)
-        if cache is None:  # transformers before the `past_key_values` → `cache` rename
-            cache = getattr(out, "past_key_values", None)
-        return out.logits[:, -1, :].float(), cache
+        return out.logits[:, -1, :].float(), cache_of(out)
 
     def _device(self):
         return next(self.model.parameters()).device
