@@ -130,7 +130,8 @@ class SymptomChecks:
                     self.safety_prompts,
                     self.safety_answers[base_label],
                     answers,
-                    threshold=self.safe.threshold,
+                    max_lost_refusals=self.safe.max_lost_refusals,
+                    max_over_refusal_rise=self.safe.max_over_refusal_rise,
                     action=self.safe.action,
                 )
         return out
