@@ -157,3 +157,24 @@ def test_ablate_bad_options_are_one_line(recipe, capsys):
     assert "--fractions half: not numbers" in _console(capsys)
     assert main(["ablate", str(recipe), "--fractions", "1.5"]) == 1
     assert "each must be between 0 and 1" in _console(capsys)
+
+
+def test_ablation_findings_use_a_two_sided_paired_test():
+    """The quickstart's ablation: curated vs base 23 better / 7 worse is significant, either direction counts."""
+    from sftlab.evaluate.stats import mcnemar_two_sided
+    from sftlab.pipeline.ablate_report import findings
+
+    def row(name, em, better=0, worse=0):
+        test = {"curated_better": better, "curated_worse": worse, "p_value": mcnemar_two_sided(better, worse)}
+        return {"variant": name, "exact_match": em, **({"vs_curated": test} if name != "curated" else {})}
+
+    rows = [
+        row("base", 0.175, 23, 7),
+        row("raw", 1.0, 0, 17),
+        row("curated", 0.575),
+        row("random", 0.425, 12, 6),
+    ]
+    said = findings(rows, "curated")
+    assert "curated is significantly better" in said[0] and "p = 0.0052" in said[0]
+    assert "curated is significantly worse" in said[1]
+    assert "no significant difference" in said[2] and "p = 0.24" in said[2]

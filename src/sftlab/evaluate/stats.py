@@ -89,6 +89,15 @@ def mcnemar_p(losses: int, gains: int) -> float:
     return binomial_tail(losses, losses + gains)
 
 
+def mcnemar_two_sided(a: int, b: int) -> float:
+    """Two-sided exact McNemar p-value that two models differ, from the changed answers each got right.
+
+    >>> round(mcnemar_two_sided(23, 7), 4), mcnemar_two_sided(6, 6)
+    (0.0052, 1.0)
+    """
+    return min(1.0, 2 * binomial_tail(max(a, b), a + b)) if a + b else 1.0
+
+
 def _critical_losses(m: int, alpha: float) -> int:
     """Fewest losses among m changed answers that the exact test calls a significant drop (m + 1: never)."""
     lo, hi = 0, m + 1

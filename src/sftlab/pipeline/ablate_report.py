@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sftlab.evaluate.stats import mcnemar_p, wilson_interval
+from sftlab.evaluate.stats import mcnemar_two_sided, wilson_interval
 from sftlab.recipe import Recipe
 from sftlab.report import HtmlReport
 from sftlab.utils.atomic import write_json
@@ -56,7 +56,7 @@ def ablation_summary(report: dict[str, Any], plan, *, curated_name: str) -> dict
             row["vs_curated"] = {
                 "curated_better": wins,
                 "curated_worse": losses,
-                "p_value": mcnemar_p(losses, wins),
+                "p_value": mcnemar_two_sided(wins, losses),
             }
         verdict = (report.get("retention") or {}).get(label)
         if verdict:
