@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sftlab.errors import SftlabError
 from sftlab.evaluate.stats import detectable_drop, mcnemar_p, paired_drop_interval, wilson_interval
@@ -127,3 +128,39 @@ def retention_gate(
         status=status,
         message=message,
     )
+
+
+def gate_models(
+    results: dict[str, dict[str, Any]],
+    mc: dict[str, dict[str, Any]],
+    losses: dict[str, dict[str, Any]],
+    base_label: str,
+    cfg,
+) -> dict[str, dict]:
+    """Gate every non-base model on ``cfg.benchmark`` (the recipe's ``evaluation.retention``; paired, same
+    questions) and add the general-loss shift to its results; returns the verdicts by model label."""
+    from sftlab.evaluate.general_loss import loss_shift
+    from sftlab.utils.progress import console
+
+    out = {}
+    for label in mc:
+        if label == base_label:
+            continue
+        if base_label in losses and label in losses:
+            results[label]["general_loss"]["shift"] = loss_shift(losses[base_label], losses[label])
+            console.print(results[label]["general_loss"]["shift"]["message"], markup=False, highlight=False)
+        name = cfg.benchmark
+        if name is None or name not in mc[base_label] or name not in mc[label]:
+            continue
+        verdict = retention_gate(
+            mc[base_label][name].correct,
+            mc[label][name].correct,
+            threshold=cfg.threshold,
+            action=cfg.action,
+            alpha=cfg.alpha,
+            power=cfg.power,
+        )
+        out[label] = {"benchmark": name, **verdict.to_dict()}
+        colour = {"pass": "green", "fail": "red", "warn": "yellow"}.get(verdict.status, "yellow")
+        console.print(f"[{colour}]{label}: {verdict.message}[/]", highlight=False)
+    return out

@@ -20,12 +20,12 @@ from sftlab.errors import ModelError, SftlabError
 from sftlab.evaluate.badcases import bad_cases, write_bad_cases
 from sftlab.evaluate.benchmarks import Benchmark, recipe_benchmarks
 from sftlab.evaluate.endpoint import is_endpoint, ref_of
-from sftlab.evaluate.general_loss import general_loss, load_general_records, loss_shift, public
+from sftlab.evaluate.general_loss import general_loss, load_general_records, public
 from sftlab.evaluate.generation import generate_batch
 from sftlab.evaluate.icl import IclPrompter
 from sftlab.evaluate.loss import per_sample_loss, worst
 from sftlab.evaluate.metrics import load_custom_metric, load_schema
-from sftlab.evaluate.retention import RetentionError, retention_gate
+from sftlab.evaluate.retention import RetentionError, gate_models
 from sftlab.evaluate.samples import EvalSample, to_samples
 from sftlab.evaluate.sweep import run_checkpoint_sweep
 from sftlab.evaluate.symptoms_run import SymptomChecks, local_asker, tripped
@@ -102,7 +102,7 @@ def run_evaluation(
     if cfg.latency.enabled and local:
         for label, lat in latency_pass(recipe, local, samples).items():
             results[label]["latency"] = lat
-    retention = _retention(results, mc, losses, base_label, recipe)
+    retention = gate_models(results, mc, losses, base_label, recipe.evaluation.retention)
     sweep = None
     if cfg.sweep:
         sweep = run_checkpoint_sweep(
@@ -381,36 +381,3 @@ def _parity(pairs, results, samples, recipe: Recipe, metric_kw: dict[str, Any]) 
 
 def _primary(metrics: Sequence[str], custom: Any) -> str:
     return metrics[0] if metrics else ("custom" if custom else "exact_match")
-
-
-def _retention(
-    results: dict[str, dict[str, Any]],
-    mc: dict[str, dict[str, Any]],
-    losses: dict[str, dict[str, Any]],
-    base_label: str,
-    recipe: Recipe,
-) -> dict[str, dict]:
-    """Gate every non-base model on ``retention.benchmark`` (paired, same questions); add the loss shift."""
-    cfg = recipe.evaluation.retention
-    out = {}
-    for label in mc:
-        if label == base_label:
-            continue
-        if base_label in losses and label in losses:
-            results[label]["general_loss"]["shift"] = loss_shift(losses[base_label], losses[label])
-            console.print(results[label]["general_loss"]["shift"]["message"], markup=False, highlight=False)
-        name = cfg.benchmark
-        if name is None or name not in mc[base_label] or name not in mc[label]:
-            continue
-        verdict = retention_gate(
-            mc[base_label][name].correct,
-            mc[label][name].correct,
-            threshold=cfg.threshold,
-            action=cfg.action,
-            alpha=cfg.alpha,
-            power=cfg.power,
-        )
-        out[label] = {"benchmark": name, **verdict.to_dict()}
-        colour = {"pass": "green", "fail": "red", "warn": "yellow"}.get(verdict.status, "yellow")
-        console.print(f"[{colour}]{label}: {verdict.message}[/]", highlight=False)
-    return out
