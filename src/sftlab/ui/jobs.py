@@ -25,6 +25,12 @@ from sftlab.errors import SftlabError
 from sftlab.pipeline.run import STAGES
 from sftlab.ui.runs import OutsideRoot, inside
 
+# The child restores Ctrl-C before anything else: a process started in the background by a shell without job
+# control (nohup, CI, `cmd &`) inherits SIGINT ignored, so "stop" would otherwise only land with SIGTERM.
+_CHILD = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from sftlab.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.\-]*=[^\n\r]*$")
 RECIPE_SUFFIXES = (".yaml", ".yml")
 
@@ -93,7 +99,7 @@ class Jobs:
         except SftlabError as err:
             raise BadJob(str(err)) from None
         run = output.relative_to(self.root).as_posix() if self.root in output.parents else None
-        command = [sys.executable, "-m", "sftlab.cli.main", "run", str(path), *overrides]
+        command = [sys.executable, "-c", _CHILD, "run", str(path), *overrides]
         command += ["--until", until] if until else []
         with self._lock:
             job_id = next(self._ids)
