@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from sftlab.ui import chat, compare, data, launch, mask, runs
+from sftlab.ui.bodies import json_object
 from sftlab.ui.jobs import Jobs
 
 HERE = Path(__file__).parent
@@ -218,13 +219,10 @@ def _api(app: FastAPI) -> None:
 
     @app.post("/api/review")
     async def review(request: Request):
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return JSONResponse({"error": "send the decision as application/json"}, status_code=415)
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        body = await json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        if not isinstance(body.get("id"), str):
             return JSONResponse({"error": "expected {run, id, decision[, answer, why]}"}, status_code=400)
         path = _run_dir(request, body.get("run") if isinstance(body.get("run"), str) else None)
         why = body.get("why") if isinstance(body.get("why"), str) else ""

@@ -24,6 +24,7 @@ import httpx
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from sftlab.ui.bodies import json_object
 from sftlab.ui.runs import read_json
 
 ROLES = ("system", "user", "assistant")
@@ -156,14 +157,9 @@ def register(app, render, run_dir) -> None:
 
     @app.post("/api/chat")
     async def chat(request: Request):
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return JSONResponse({"error": "send the request as application/json"}, status_code=415)
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "expected {run, model: run|base, messages}"}, status_code=400)
+        body = await json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
         refs = model_refs(run_dir(request, body.get("run") if isinstance(body.get("run"), str) else None))
         which = body.get("model")
         if which not in ("run", "base"):

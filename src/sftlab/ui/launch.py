@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from sftlab.pipeline.run import STAGES
+from sftlab.ui.bodies import NOT_JSON, is_json, json_object
 from sftlab.ui.jobs import BadJob, Job
 
 
@@ -36,13 +37,10 @@ def register(app: FastAPI, render) -> None:
 
     @app.post("/api/jobs")
     async def start(request: Request):
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return JSONResponse({"error": "send the request as application/json"}, status_code=415)
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-        if not isinstance(body, dict) or not isinstance(body.get("recipe"), str):
+        body = await json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        if not isinstance(body.get("recipe"), str):
             return JSONResponse({"error": "expected {recipe, overrides: [...], until}"}, status_code=400)
         overrides = body.get("overrides") or []
         until = body.get("until") or None
@@ -66,8 +64,8 @@ def register(app: FastAPI, render) -> None:
 
     @app.post("/api/jobs/{job_id}/stop")
     def stop(request: Request, job_id: int):
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return JSONResponse({"error": "send the request as application/json"}, status_code=415)
+        if not is_json(request):
+            return JSONResponse(NOT_JSON, status_code=415)
         job = _job(request, job_id)
         request.app.state.jobs.stop(job)
         return {**_summary(job), "returncode": job.proc.poll()}
