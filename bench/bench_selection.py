@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 CONFIGS = {
@@ -29,21 +27,6 @@ CONFIGS = {
 }
 
 
-class Memo:
-    """MiniLM, embedding each distinct text once across the runs."""
-
-    def __init__(self):
-        from sftlab.data.embeddings import load_embedder
-
-        self.inner, self.seen = load_embedder("minilm"), {}
-
-    def encode(self, texts, description="embed"):
-        todo = [t for t in dict.fromkeys(texts) if t not in self.seen]
-        if todo:
-            self.seen.update(zip(todo, self.inner.encode(todo, description), strict=True))
-        return np.stack([self.seen[t] for t in texts])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=2000)
@@ -51,6 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from real_sharegpt import write_sharegpt_jsonl
+    from sftlab.data.embeddings import MemoEmbedder, load_embedder
     from sftlab.data.io import RecordStream
     from sftlab.data.steps.base import StepStats
     from sftlab.data.steps.registry import build_step
@@ -63,7 +47,7 @@ def main() -> None:
     for r in records:
         r.meta.extra["scores"] = heuristic_scores(r)
     print(f"{args.lines} lines → {len(records)} records, budget {args.budget}, MiniLM")
-    embedder = Memo()
+    embedder = MemoEmbedder(load_embedder("minilm"))
     for name, cfg in CONFIGS.items():
         step = build_step({"type": "select", "budget": args.budget, "on_not_diverse": "warn", **cfg})
         step.embedder = embedder

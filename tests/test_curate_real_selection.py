@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from real_sharegpt import SHAREGPT, SKIP_REASON, write_sharegpt_jsonl
 from sftlab.data.curate import curate
 from sftlab.data.curation_report import curation_summary
-from sftlab.data.embeddings import load_embedder
+from sftlab.data.embeddings import MemoEmbedder, load_embedder
 from sftlab.data.io import RecordStream
 from sftlab.data.steps.registry import build_steps
 
@@ -25,24 +24,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHAREGPT.is_file(), reaso
 BUDGET = 50
 
 
-class Memo:
-    """The real MiniLM embedder, remembering what it embedded so the two runs embed each text once."""
-
-    def __init__(self):
-        self.inner, self.seen = load_embedder("minilm"), {}
-
-    def encode(self, texts, description="embed"):
-        todo = [t for t in dict.fromkeys(texts) if t not in self.seen]
-        if todo:
-            self.seen.update(zip(todo, self.inner.encode(todo, description), strict=True))
-        return np.stack([self.seen[t] for t in texts]) if texts else self.inner.encode([])
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sharegpt")
     path = write_sharegpt_jsonl(500, folder / "sharegpt.jsonl")
-    embedder = Memo()
+    embedder = MemoEmbedder(load_embedder("minilm"))
     out = {}
     for name, extra in (("default", {}), ("stratified", {"stratify": "domain"})):
         records = RecordStream(

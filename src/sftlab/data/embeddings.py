@@ -135,6 +135,20 @@ class LMEmbedder(Embedder):
         return _mean_pool(out.hidden_states[-1].float(), inputs["attention_mask"])
 
 
+class MemoEmbedder:
+    """An embedder that embeds each distinct text once across calls: several curation runs over one pool
+    (a benchmark's settings, a test's variants) then pay for the embeddings once."""
+
+    def __init__(self, inner: Embedder):
+        self.inner, self.seen = inner, {}
+
+    def encode(self, texts: Sequence[str], description: str = "embed") -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.seen]
+        if todo:
+            self.seen.update(zip(todo, self.inner.encode(todo, description), strict=True))
+        return np.stack([self.seen[t] for t in texts]) if texts else self.inner.encode([])
+
+
 def load_embedder(kind: str, *, model: str | None = None, batch_size: int = 32) -> Embedder:
     """``minilm`` (``model`` = optional folder of another sentence-BERT checkpoint) or ``lm`` (``model`` = LM reference)."""
     if kind == "minilm":
