@@ -21,9 +21,9 @@ from collections.abc import Iterator
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("SFTLAB_PROGRESS", "0")
 
-from sftlab.data.curate import curate  # noqa: E402
+from sftlab.curate.pipeline import curate  # noqa: E402
+from sftlab.curate.steps.registry import build_steps  # noqa: E402
 from sftlab.data.record import Conversation, Meta, Turn  # noqa: E402
-from sftlab.data.steps.registry import build_steps  # noqa: E402
 
 WORDS = [
     "time",

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from sftlab.curate.steps.registry import build_step
 from sftlab.data.record import Record, record_from_dict
-from sftlab.data.steps.registry import build_step
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "filter_precision"

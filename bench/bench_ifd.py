@@ -54,8 +54,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from sftlab.data.embeddings import load_embedder
-    from sftlab.data.steps.perplexity import answer_losses
+    from sftlab.curate.embeddings import load_embedder
+    from sftlab.curate.steps.perplexity import answer_losses
     from sftlab.models import load_model, load_tokenizer
 
     records = synthetic_records(args.n)

@@ -24,9 +24,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from sftlab.data.steps.decontaminate import mmlu_path  # noqa: E402
-from sftlab.data.steps.minhash import MinHasher, exact_jaccard, near_duplicate_clusters  # noqa: E402
-from sftlab.data.steps.text import words  # noqa: E402
+from sftlab.curate.steps.decontaminate import mmlu_path  # noqa: E402
+from sftlab.curate.steps.minhash import MinHasher, exact_jaccard, near_duplicate_clusters  # noqa: E402
+from sftlab.curate.steps.text import words  # noqa: E402
 
 NGRAM = 3
 

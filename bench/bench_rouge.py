@@ -20,10 +20,10 @@ import json
 import random
 import time
 
+from sftlab.curate.steps.base import StepStats
+from sftlab.curate.steps.decontaminate import mmlu_path
+from sftlab.curate.steps.registry import build_step
 from sftlab.data.record import Conversation, Meta, Turn
-from sftlab.data.steps.base import StepStats
-from sftlab.data.steps.decontaminate import mmlu_path
-from sftlab.data.steps.registry import build_step
 
 THRESHOLD = 0.7
 

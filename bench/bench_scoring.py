@@ -55,7 +55,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from sftlab.data.steps.perplexity import answer_losses
+    from sftlab.curate.steps.perplexity import answer_losses
     from sftlab.models import load_model, load_tokenizer
 
     records = sharegpt_records(args.n)

@@ -34,11 +34,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from real_sharegpt import write_sharegpt_jsonl
-    from sftlab.data.embeddings import MemoEmbedder, load_embedder
+    from sftlab.curate.embeddings import MemoEmbedder, load_embedder
+    from sftlab.curate.steps.base import StepStats
+    from sftlab.curate.steps.registry import build_step
+    from sftlab.curate.steps.scoring import heuristic_scores
     from sftlab.data.io import RecordStream
-    from sftlab.data.steps.base import StepStats
-    from sftlab.data.steps.registry import build_step
-    from sftlab.data.steps.scoring import heuristic_scores
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_sharegpt_jsonl(args.lines, Path(tmp) / "sharegpt.jsonl")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import random
 
+from sftlab.curate.steps.decontaminate import mmlu_path
 from sftlab.data.record import Conversation, Meta, Turn
-from sftlab.data.steps.decontaminate import mmlu_path
 
 VOCAB = [
     "river",

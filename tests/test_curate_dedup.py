@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from curate_helpers import VOCAB, conv, mmlu_rows
+from sftlab.curate.steps.base import StepStats
+from sftlab.curate.steps.minhash import MinHasher, jaccard, lsh_params, near_duplicate_clusters
+from sftlab.curate.steps.registry import build_step
+from sftlab.curate.steps.rouge import RougeIndex, rouge_tokens
+from sftlab.curate.steps.text import words
 from sftlab.data.record import Conversation, Meta, Turn
-from sftlab.data.steps.base import StepStats
-from sftlab.data.steps.minhash import MinHasher, jaccard, lsh_params, near_duplicate_clusters
-from sftlab.data.steps.registry import build_step
-from sftlab.data.steps.rouge import RougeIndex, rouge_tokens
-from sftlab.data.steps.text import words
 
 
 def run(step_cfg, records):
@@ -266,7 +266,7 @@ def test_decontaminate_finds_real_mmlu_questions(tmp_path):
 
 
 def test_decontaminate_keeps_the_retention_set_out_of_training():
-    from sftlab.data.steps.decontaminate import benchmark_questions
+    from sftlab.curate.steps.decontaminate import benchmark_questions
 
     question = next(q for q in benchmark_questions("arc_easy") if len(q.split()) > 16)
     leaked = conv(f"Science homework: {question}", "The answer is B.", "leak", "mcq")
@@ -350,7 +350,7 @@ def test_augment_adds_new_records_with_provenance():
 
 
 def test_record_spool_round_trips_in_order_and_by_index_interleaved():
-    from sftlab.data.steps.spool import RecordSpool
+    from sftlab.curate.steps.spool import RecordSpool
 
     recs = [conv(f"question {i}", f"answer {i} ünïcode", f"id{i}", "t") for i in range(50)]
     with RecordSpool() as spool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sftlab.curate.steps.registry import build_step
 from sftlab.data.record import Conversation, Meta, TextRecord, Turn
-from sftlab.data.steps.registry import build_step
 from sftlab.errors import RecipeError
 
 
@@ -331,7 +331,7 @@ def test_normalize_leaves_invalid_json_and_code_alone():
 
 def test_flag_action_keeps_and_notes():
     step = build_step({"type": "placeholder", "action": "flag"})
-    from sftlab.data.steps.base import StepStats
+    from sftlab.curate.steps.base import StepStats
 
     stats = StepStats("placeholder")
     out = list(step.run([rec("w", "Dear [NAME]"), rec("w", "Dear Ann")], stats))
@@ -349,7 +349,7 @@ def test_bad_step_config_is_a_recipe_error():
 
 
 def test_placeholder_reads_template_variables_in_prompts_but_not_prompt_slots():
-    from sftlab.data.steps.filters_placeholder import PlaceholderFilter
+    from sftlab.curate.steps.filters_placeholder import PlaceholderFilter
 
     def record(prompt, answer="Category: billing."):
         return Conversation(turns=[Turn("user", prompt), Turn("assistant", answer)])

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from sftlab.curate.steps.registry import build_step
+from sftlab.curate.steps.text import code_spans, prose_only
 from sftlab.data.record import Conversation, Meta, TextRecord, Turn
-from sftlab.data.steps.registry import build_step
-from sftlab.data.steps.text import code_spans, prose_only
 
 
 def chat(*texts: str, id: str | None = None, system: str | None = None) -> Conversation:
@@ -185,7 +185,7 @@ def test_pii_only_in_an_answer_is_sample_data_unless_asked():
 
 
 def test_pii_mask_edits_and_counts_as_edited_not_rejected():
-    from sftlab.data.steps.base import StepStats
+    from sftlab.curate.steps.base import StepStats
 
     records = [
         chat(

@@ -11,11 +11,11 @@ import yaml
 
 from curate_helpers import CURATION_STEPS, conv, planted_dataset
 from sftlab.cli.main import main
-from sftlab.data.curate import curate
-from sftlab.data.curation_report import curation_summary
+from sftlab.curate.pipeline import curate
+from sftlab.curate.report import curation_summary
+from sftlab.curate.steps.base import Decision, RecordStep
+from sftlab.curate.steps.registry import build_steps
 from sftlab.data.record import record_from_dict
-from sftlab.data.steps.base import Decision, RecordStep
-from sftlab.data.steps.registry import build_steps
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import json
 import pytest
 
 from real_sharegpt import SHAREGPT, SKIP_REASON, write_sharegpt_jsonl
-from sftlab.data.curate import curate
-from sftlab.data.curation_report import curation_summary
-from sftlab.data.embeddings import MemoEmbedder, load_embedder
+from sftlab.curate.embeddings import MemoEmbedder, load_embedder
+from sftlab.curate.pipeline import curate
+from sftlab.curate.report import curation_summary
+from sftlab.curate.steps.registry import build_steps
 from sftlab.data.io import RecordStream
-from sftlab.data.steps.registry import build_steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHAREGPT.is_file(), reason=SKIP_REASON)]
 BUDGET = 50

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from sftlab.data.judge import Judge, parse_rating, render_prompt
+from sftlab.curate.judge import Judge, parse_rating, render_prompt
+from sftlab.curate.steps.base import StepStats
+from sftlab.curate.steps.perplexity import answer_losses, encode_pair, model_scores
+from sftlab.curate.steps.registry import build_step, build_steps
+from sftlab.curate.steps.scoring import format_checks, heuristic_scores, moving_ttr
 from sftlab.data.record import Conversation, Meta, TextRecord, Turn
-from sftlab.data.steps.base import StepStats
-from sftlab.data.steps.perplexity import answer_losses, encode_pair, model_scores
-from sftlab.data.steps.registry import build_step, build_steps
-from sftlab.data.steps.scoring import format_checks, heuristic_scores, moving_ttr
 from sftlab.errors import RecipeError, SftlabError
 
 
@@ -454,7 +454,7 @@ def test_all_turns_is_the_training_loss_and_differs_from_the_last_turn(tokenizer
 
 
 def test_models_without_position_ids_are_scored_padded(tokenizer, keyword_lm, tiny_model):
-    from sftlab.data.steps.perplexity import supports_packing
+    from sftlab.curate.steps.perplexity import supports_packing
 
     model, _ = keyword_lm
     assert not supports_packing(model) and supports_packing(tiny_model)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sftlab.data.embeddings import LMEmbedder, load_embedder, mean_pairwise_distance, minilm_dir
+from sftlab.curate.embeddings import LMEmbedder, load_embedder, mean_pairwise_distance, minilm_dir
+from sftlab.curate.steps.base import StepStats
+from sftlab.curate.steps.diversity import cluster_keys
+from sftlab.curate.steps.domains import domain_quotas
+from sftlab.curate.steps.ranking import combined_scores
+from sftlab.curate.steps.registry import build_step
+from sftlab.curate.steps.selection import group_caps, has_answer, score_function
 from sftlab.data.record import Conversation, Meta, TextRecord, Turn
-from sftlab.data.steps.base import StepStats
-from sftlab.data.steps.diversity import cluster_keys
-from sftlab.data.steps.domains import domain_quotas
-from sftlab.data.steps.ranking import combined_scores
-from sftlab.data.steps.registry import build_step
-from sftlab.data.steps.selection import group_caps, has_answer, score_function
 from sftlab.errors import DataError, RecipeError
 
 

@@ -27,7 +27,11 @@ def recipe_md() -> str:
 
 @pytest.fixture(scope="module")
 def cli_md() -> str:
-    return cli_reference_markdown()
+    import typer
+
+    from sftlab.cli.main import app
+
+    return cli_reference_markdown(typer.main.get_command(app))
 
 
 @pytest.mark.parametrize("name", ["recipe.md", "cli.md"])

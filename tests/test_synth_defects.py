@@ -15,14 +15,14 @@ import pytest
 
 from sftlab.cli.main import main
 from sftlab.data.io import load_jsonl_records
-from sftlab.data.synth import run_synth
-from sftlab.data.synth.cache import RequestCache
-from sftlab.data.synth.engine import ChatRequest, Teacher
-from sftlab.data.synth.parse import parse_numbered_list
-from sftlab.data.synth.templates import load_templates
-from sftlab.data.synth.testing import scripted_teacher
 from sftlab.recipe.load import recipe_from_dict
 from sftlab.recipe.sections.synth import TeacherSection
+from sftlab.synth import run_synth
+from sftlab.synth.cache import RequestCache
+from sftlab.synth.engine import ChatRequest, Teacher
+from sftlab.synth.parse import parse_numbered_list
+from sftlab.synth.templates import load_templates
+from sftlab.synth.testing import scripted_teacher
 
 DOC = """# Tides
 

@@ -1,6 +1,6 @@
 """Each synth pipeline against a real HTTP teacher on 127.0.0.1: structure, filters, accounting, errors.
 
-The scripted teacher (``sftlab.data.synth.testing``) is a real FastAPI app
+The scripted teacher (``sftlab.synth.testing``) is a real FastAPI app
 answering by prompt kind, with planned defects (copied tasks, blocked tasks,
 broken JSON, refusals, unanswerable questions) so every filter path fires.
 """
@@ -15,9 +15,9 @@ import pytest
 
 from sftlab.cli.main import main
 from sftlab.data.io import load_jsonl_records
-from sftlab.data.synth import run_synth
-from sftlab.data.synth.testing import scripted_teacher
 from sftlab.recipe.load import recipe_from_dict
+from sftlab.synth import run_synth
+from sftlab.synth.testing import scripted_teacher
 
 DOC = """# Tides
 

@@ -16,9 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 import synth_helpers as sh
-from sftlab.data.synth import run_synth
-from sftlab.data.synth.testing import scripted_teacher
 from sftlab.recipe.load import recipe_from_dict
+from sftlab.synth import run_synth
+from sftlab.synth.testing import scripted_teacher
 
 
 def test_sigkill_halfway_then_restart_sends_no_request_twice(tmp_path):

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import synth_helpers as sh
-from sftlab.data.synth import run_synth
 from sftlab.recipe.load import recipe_from_dict
+from sftlab.synth import run_synth
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,16 @@ import threading
 
 import pytest
 
-from sftlab.data.synth.cache import CachedResponse, RequestCache, request_key
-from sftlab.data.synth.doc_qa import split_document
-from sftlab.data.synth.evol_instruct import answer_problem, evolution_problem
-from sftlab.data.synth.parse import parse_json_objects, parse_numbered_list, parse_yes_no
-from sftlab.data.synth.self_instruct import SEED_TASKS, instruction_problem, load_seed_tasks
-from sftlab.data.synth.similarity import RougeIndex, rouge_l, token_f1
-from sftlab.data.synth.templates import builtin_ids, load_templates
 from sftlab.errors import DataError, RecipeError
 from sftlab.recipe.load import recipe_from_dict
 from sftlab.recipe.sections.synth import SelfInstructSection
+from sftlab.synth.cache import CachedResponse, RequestCache, request_key
+from sftlab.synth.doc_qa import split_document
+from sftlab.synth.evol_instruct import answer_problem, evolution_problem
+from sftlab.synth.parse import parse_json_objects, parse_numbered_list, parse_yes_no
+from sftlab.synth.self_instruct import SEED_TASKS, instruction_problem, load_seed_tasks
+from sftlab.synth.similarity import RougeIndex, rouge_l, token_f1
+from sftlab.synth.templates import builtin_ids, load_templates
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from sftlab.cli.main import main
-from sftlab.data.curate import curate
+from sftlab.curate.pipeline import curate
+from sftlab.curate.steps.registry import build_steps
 from sftlab.data.record import Conversation, Meta, Turn
-from sftlab.data.steps.registry import build_steps
 
 
 def _record(i: int, answer: str) -> Conversation:

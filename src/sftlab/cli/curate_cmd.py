@@ -18,10 +18,10 @@ def curate(
     """Curate the recipe's data: in = kept + rejected, every removal with its step and reason."""
     from sftlab.cli.common import out as console
     from sftlab.cli.common import print_json, recipe_from_cli
-    from sftlab.data.curate import curate as run_curation
-    from sftlab.data.curation_report import curation_summary, selection_line
+    from sftlab.curate.pipeline import curate as run_curation
+    from sftlab.curate.report import curation_summary, selection_line
+    from sftlab.curate.steps.registry import build_steps
     from sftlab.data.sources import read_sources
-    from sftlab.data.steps.registry import build_steps
     from sftlab.errors import DataError
 
     r = recipe_from_cli(recipe, overrides)

@@ -6,6 +6,7 @@ import typer
 
 
 def docs(
+    ctx: typer.Context,
     out: str = typer.Option("docs", "--out", help="Folder that receives recipe.md and cli.md."),
     check: bool = typer.Option(
         False, "--check", help="Write nothing; exit 1 if a file is missing or differs from the code."
@@ -17,7 +18,8 @@ def docs(
     from sftlab.docs import REGENERATE, write_docs
     from sftlab.errors import SftlabError
 
-    stale = write_docs(out, check=check)
+    root = ctx.find_root().command  # the CLI hands itself over: no import back
+    stale = write_docs(out, root, check=check)
     if check:
         if stale:  # SftlabError, not typer.Exit: main() runs click non-standalone, which swallows Exit codes
             raise SftlabError(f"stale: {', '.join(stale)} in {out}; run `{REGENERATE}`")

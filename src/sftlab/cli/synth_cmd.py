@@ -13,7 +13,7 @@ def synth(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Generate records with a teacher behind an OpenAI-compatible endpoint (resumable: re-run to continue)."""
-    from sftlab.data.synth import run_synth
+    from sftlab.synth import run_synth
 
     summary = run_synth(recipe_from_cli(recipe, overrides))
     if as_json:

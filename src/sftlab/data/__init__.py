@@ -1,1 +1,1 @@
-"""Data: the canonical record, format readers/writers, validation, curation steps, synthesis."""
+"""Data: the canonical record, format readers and writers, sources, validation and repair."""

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sftlab.curate.steps.base import StepStats
 from sftlab.data.io import ReadStats, RecordStream, read_source
 from sftlab.data.record import Record
-from sftlab.data.steps.base import StepStats
 from sftlab.errors import DataError
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sftlab.data.steps.filters_repetition import line_repeat_ratio, tandem_copies
-from sftlab.data.steps.text import dominant_script, words
+from sftlab.curate.steps.filters_repetition import line_repeat_ratio, tandem_copies
+from sftlab.curate.steps.text import dominant_script, words
 from sftlab.evaluate.retention import retention_gate
 from sftlab.evaluate.stats import wilson_interval
 

@@ -81,7 +81,7 @@ def run_ablation(
 def _raw_records(recipe: Recipe, staging: Path, held: Sequence[Record]) -> list[Record]:
     """Every record that reads (with the recipe's read repairs), minus exact copies of eval prompts: the
     eval set must stay unseen by every variant, or the comparison measures memory."""
-    from sftlab.data.steps.text import norm_key
+    from sftlab.curate.steps.text import norm_key
 
     staging.mkdir(parents=True, exist_ok=True)
     eval_prompts = {norm_key(getattr(r, "instruction", "") or "") for r in held} - {""}

@@ -129,9 +129,9 @@ def _stage_inputs(ctx: RunContext, name: str) -> Any:
 
 
 def _curate(ctx: RunContext) -> dict[str, Any]:
-    from sftlab.data.curate import curate
-    from sftlab.data.curation_report import curation_summary
-    from sftlab.data.steps.registry import build_steps
+    from sftlab.curate.pipeline import curate
+    from sftlab.curate.report import curation_summary
+    from sftlab.curate.steps.registry import build_steps
 
     recipe = ctx.recipe
     steps = build_steps(recipe.curation.steps, model=recipe.model.name) if recipe.curation.enabled else []

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sftlab.data.steps.review import DECISIONS, read_decisions
+from sftlab.curate.steps.review import DECISIONS, read_decisions
 from sftlab.errors import DataError
 
 REVIEW_FILE = "review.jsonl"

@@ -3,7 +3,7 @@
 Each step's config is its own model below; ``StepConfig`` is the union of all of
 them, told apart by ``type``. To add a step: write ``class MyConfig(StepBase)``
 with ``type: Literal["my_step"]``, add it to ``StepConfig`` and register the
-step class in ``sftlab.data.steps.registry``.
+step class in ``sftlab.curate.steps.registry``.
 
 >>> CurationSection.model_validate({"steps": [{"type": "exact_dedup"}]}).steps[0].field
 'prompt+response'
@@ -322,7 +322,7 @@ class AugmentConfig(StepBase):
     """Random seed."""
 
 
-# ── scoring and selection (sftlab.data.steps.scoring / selection) ──────────
+# ── scoring and selection (sftlab.curate.steps.scoring / selection) ──────────
 
 
 class JudgeConfig(Section):
