@@ -22,9 +22,11 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from sftlab.curate.executors import Executor
+from sftlab.curate.executors.local import LocalExecutor
 from sftlab.curate.report import write_report
 from sftlab.curate.result import SPLIT_FILES, CurationResult, Profile, profile_summary
-from sftlab.curate.steps.base import Step, StepStats
+from sftlab.curate.steps.base import Decision, Step
 from sftlab.data.record import Record
 from sftlab.data.sources import SourceSet
 from sftlab.errors import DataError
@@ -45,19 +47,21 @@ def curate(
     *,
     report: bool = True,
     title: str = "Curation report",
+    executor: Executor | None = None,
 ) -> CurationResult:
     """Run ``steps`` over ``records``; write kept/rejects/splits/report into ``out_dir``.
 
     Everything is written into a staging folder that replaces ``out_dir`` in one
     rename, so a kill at any point leaves the previous complete outputs or the
-    new complete ones, never a mix.
+    new complete ones, never a mix. ``executor`` decides where the steps run
+    (default: :class:`~sftlab.curate.executors.local.LocalExecutor`).
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     result = CurationResult(out_dir=out_dir)
     try:
         with atomic_path(out_dir, is_dir=True) as stage:
-            before, after = _write_outputs(records, steps, stage, result)
+            before, after = _write_outputs(records, steps, stage, result, executor or LocalExecutor())
             result.profile = profile_summary(before, after)
             if report:
                 write_report(result, before.lengths, after.lengths, title=title, folder=stage)
@@ -88,7 +92,7 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def _write_outputs(
-    records: Iterable[Record], steps: list[Step], stage: Path, result: CurationResult
+    records: Iterable[Record], steps: list[Step], stage: Path, result: CurationResult, executor: Executor
 ) -> tuple[Profile, Profile]:
     """Stream ``records`` through ``steps`` into ``stage``; returns the before/after profiles."""
     before, after = Profile(), Profile()
@@ -101,12 +105,18 @@ def _write_outputs(
             name: stack.enter_context(open(stage / f"{name}.jsonl", "w", encoding="utf-8"))
             for name in (SPLIT_FILES if with_splits else ())
         }
-        stream: Iterable[Record] = _observe(records, before, counter)
-        for step in steps:
-            stats = StepStats(step=step.name)
-            result.steps.append(stats)
-            stream = _route(step, stream, stats, rejects_fh, result)
-        for record in stream:
+
+        def reject(step_name: str, decision: Decision) -> None:
+            result.rejected[decision.reason] += 1
+            row = {
+                "step": step_name,
+                "reason": decision.reason,
+                "detail": decision.detail,
+                "record": decision.record.to_dict(),
+            }
+            rejects_fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+        for record in executor.run(steps, _observe(records, before, counter), result, reject):
             row = json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
             kept_fh.write(row)
             result.kept += 1
@@ -122,22 +132,6 @@ def _write_outputs(
         result.added = sum(s.added for s in result.steps)
         _check_accounting(result)
     return before, after
-
-
-def _route(step: Step, records: Iterable[Record], stats: StepStats, rejects_fh, result: CurationResult):
-    """Send removed records to the rejects file, pass kept ones on."""
-    for decision in step.run(records, stats):
-        if decision.reason is None:
-            yield decision.record
-        else:
-            result.rejected[decision.reason] += 1
-            row = {
-                "step": step.name,
-                "reason": decision.reason,
-                "detail": decision.detail,
-                "record": decision.record.to_dict(),
-            }
-            rejects_fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
 
 def _account_reading(sources: SourceSet, result: CurationResult, rejects_fh) -> None:
