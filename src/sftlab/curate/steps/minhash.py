@@ -1,14 +1,16 @@
 """MinHash signatures and LSH banding in numpy, vectorised over a whole batch of records.
 
-Per batch: every record's shingles are hashed (CRC32 of each word, combined
-into n-gram hashes over the concatenated token stream of the batch), then all
-shingles × all permutations are computed in one array operation and reduced
-per record with ``np.minimum.reduceat``. Permutations are multiply-shift hashes
-in uint64 (wrap-around arithmetic), keeping the high 32 bits.
+Per batch: every record's shingles are hashed (a 64-bit polynomial hash of each
+word from prefix sums over the batch's bytes, combined into n-gram hashes), then
+all shingles × all permutations are computed in one array operation and reduced
+per record with ``np.minimum.reduceat``. Permutations are ``a·x + b mod 2**32``
+on the high 32 bits of the shingle hashes (odd ``a``: a bijection).
 
 LSH: ``bands × rows = num_perm`` are chosen to minimise false positives plus
 false negatives around the threshold; records sharing a band key are candidate
-pairs, confirmed by their estimated Jaccard before being joined into a cluster.
+pairs, confirmed by their estimated Jaccard before being joined into a cluster
+(and by their exact Jaccard near the threshold: those candidates' shingle sets
+are hashed in batches, one numpy pipeline per band rather than per text).
 
 >>> mh = MinHasher(num_perm=64, ngram=2)
 >>> sig = mh.signatures(["the cat sat on the mat", "the cat sat on the mat!", "stock prices fell"])
@@ -20,7 +22,7 @@ pairs, confirmed by their estimated Jaccard before being joined into a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -156,25 +158,40 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 
 
-def exact_jaccard(
-    hasher: MinHasher, texts: Sequence[str] | Callable[[int], str]
-) -> Callable[[int, int], float]:
-    """``f(i, j)`` = true Jaccard of the shingle sets of texts ``i`` and ``j`` (a list, or a function
-    giving text ``i``, so that callers need not hold every text); sets of candidates are cached."""
-    cache: dict[int, frozenset[int]] = {}
-    text_of = texts if callable(texts) else texts.__getitem__
+class ExactJaccard:
+    """``f(i, j)`` = true Jaccard of the shingle sets of texts ``i`` and ``j`` (a list, or a function giving
+    text ``i``, so that callers need not hold every text). Sets of candidates are cached; ``prefetch`` hashes
+    many candidates in one batch, since one text at a time costs a numpy pipeline per text."""
 
-    def get(i: int) -> frozenset[int]:
-        if i not in cache:
-            cache[i] = hasher.shingle_set(text_of(i))
-        return cache[i]
+    def __init__(self, hasher: MinHasher, texts: Sequence[str] | Callable[[int], str]):
+        self.hasher = hasher
+        self.text_of = texts if callable(texts) else texts.__getitem__
+        self.cache: dict[int, frozenset[int]] = {}
 
-    def f(i: int, j: int) -> float:
-        a, b = get(i), get(j)
+    def prefetch(self, ids: Iterable[int], batch: int = 1024) -> None:
+        """Shingle sets of every id not cached yet, hashed ``batch`` texts at a time."""
+        todo = [i for i in dict.fromkeys(ids) if i not in self.cache]
+        for lo in range(0, len(todo), batch):
+            chunk = todo[lo : lo + batch]
+            shingles, starts = self.hasher.shingle_hashes([self.text_of(i) for i in chunk])
+            values = shingles.tolist()
+            for k, i in enumerate(chunk):
+                self.cache[i] = frozenset(values[starts[k] : starts[k + 1]])
+
+    def _get(self, i: int) -> frozenset[int]:
+        if i not in self.cache:
+            self.cache[i] = self.hasher.shingle_set(self.text_of(i))
+        return self.cache[i]
+
+    def __call__(self, i: int, j: int) -> float:
+        a, b = self._get(i), self._get(j)
         union = len(a | b)
         return len(a & b) / union if union else 0.0
 
-    return f
+
+def exact_jaccard(hasher: MinHasher, texts: Sequence[str] | Callable[[int], str]) -> ExactJaccard:
+    """The true-Jaccard check of LSH candidates (see ``ExactJaccard``)."""
+    return ExactJaccard(hasher, texts)
 
 
 def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.1) -> tuple[int, int]:
@@ -268,6 +285,10 @@ def near_duplicate_clusters(
         heads = head[same + 1]
         sims = np.mean(sig[members] == sig[heads], axis=1)
         bar = threshold - margin if exact is not None else threshold
+        prefetch = getattr(exact, "prefetch", None)
+        if prefetch is not None:
+            check = (sims >= bar) & ~empty[members]
+            prefetch(np.stack((members[check], heads[check]), axis=1).ravel().tolist())
         for m, h, s in zip(members.tolist(), heads.tolist(), sims.tolist(), strict=True):
             if s < bar or empty[m] or uf.find(m) == uf.find(h):
                 continue
