@@ -18,6 +18,7 @@ def curate(
     """Curate the recipe's data: in = kept + rejected, every removal with its step and reason."""
     from sftlab.cli.common import out as console
     from sftlab.cli.common import print_json, recipe_from_cli
+    from sftlab.curate.executors import build_executor
     from sftlab.curate.pipeline import curate as run_curation
     from sftlab.curate.report import curation_summary, selection_line
     from sftlab.curate.steps.registry import build_steps
@@ -29,7 +30,14 @@ def curate(
         raise DataError(f"{recipe}: data.sources is empty; add at least one source (path: data.jsonl)")
     out_dir = Path(out) if out else Path(r.output_dir) / "curation"
     steps = build_steps(r.curation.steps, model=r.model.name) if r.curation.enabled else []
-    result = run_curation(read_sources(r.data, out_dir), steps, out_dir, title=f"Curation · {r.name}")
+    result = run_curation(
+        read_sources(r.data, out_dir),
+        steps,
+        out_dir,
+        title=f"Curation · {r.name}",
+        executor=build_executor(r.curation),
+        shard_records=r.curation.output.shard_records,
+    )
     summary = curation_summary(out_dir)
     if as_json:
         print_json(summary)
@@ -59,7 +67,7 @@ def curate(
     for name, sel in summary.get("selection", {}).items():
         console.print(selection_line(name, sel), markup=False, highlight=False, soft_wrap=True)
     console.print(
-        f"kept: {out_dir / 'kept.jsonl'}  report: {out_dir / 'report.html'}",
+        f"kept: {summary['files']['kept']}  report: {out_dir / 'report.html'}",
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -108,13 +108,14 @@ def parse_parity(text: str) -> tuple[str, str]:
 
 def eval_data(recipe, data: str | None):
     """``(eval records, train records)`` from ``--data``, ``data.eval_sources`` or the curated run folder."""
+    from sftlab.curate.shards import has_kept
     from sftlab.data.io import read_records
     from sftlab.pipeline.data import curated_records, eval_records
 
     if data:
         return list(read_records(data)), None
     curation = Path(recipe.output_dir) / "curation"
-    if (curation / "kept.jsonl").is_file() or (curation / "train.jsonl").is_file():
+    if has_kept(curation) or (curation / "train.jsonl").is_file():
         train, validation = curated_records(curation)
         return eval_records(recipe, train, validation)[1], train
     if recipe.data.eval_sources:

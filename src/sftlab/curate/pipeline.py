@@ -22,10 +22,12 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from sftlab.curate import resume
 from sftlab.curate.executors import Executor
 from sftlab.curate.executors.local import LocalExecutor
 from sftlab.curate.report import write_report
 from sftlab.curate.result import SPLIT_FILES, CurationResult, Profile, profile_summary
+from sftlab.curate.shards import kept_writer
 from sftlab.curate.steps.base import Decision, Step
 from sftlab.data.record import Record
 from sftlab.data.sources import SourceSet
@@ -48,20 +50,27 @@ def curate(
     report: bool = True,
     title: str = "Curation report",
     executor: Executor | None = None,
+    shard_records: int = 0,
 ) -> CurationResult:
     """Run ``steps`` over ``records``; write kept/rejects/splits/report into ``out_dir``.
 
     Everything is written into a staging folder that replaces ``out_dir`` in one
     rename, so a kill at any point leaves the previous complete outputs or the
     new complete ones, never a mix. ``executor`` decides where the steps run
-    (default: :class:`~sftlab.curate.executors.local.LocalExecutor`).
+    (default: :class:`~sftlab.curate.executors.local.LocalExecutor`). ``shard_records`` > 0 writes the
+    kept records as shards with an index (:mod:`sftlab.curate.shards`); sharded input on the local
+    executor is checkpointed per input shard (:mod:`sftlab.curate.resume`).
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    result = CurationResult(out_dir=out_dir)
+    result = CurationResult(
+        out_dir=out_dir, kept_file="kept/index.json" if shard_records > 0 else "kept.jsonl"
+    )
     try:
         with atomic_path(out_dir, is_dir=True) as stage:
-            before, after = _write_outputs(records, steps, stage, result, executor or LocalExecutor())
+            before, after = _write_outputs(
+                records, steps, stage, result, executor or LocalExecutor(), shard_records
+            )
             result.profile = profile_summary(before, after)
             if report:
                 write_report(result, before.lengths, after.lengths, title=title, folder=stage)
@@ -69,6 +78,7 @@ def curate(
         if not str(getattr(err, "filename", "") or "").startswith(str(out_dir.parent)):
             raise
         raise DataError(f"cannot write the curation outputs in {out_dir}: {err.strerror or err}") from None
+    resume.remove_work(out_dir)
     return result
 
 
@@ -78,7 +88,7 @@ def _check_out_dir(out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise DataError(f"{out_dir}: exists and is not a folder; choose another curation output folder")
-    ours = {f"{n}.jsonl" for n in ("kept", "rejects", *SPLIT_FILES)} | {"report.json", "report.html"}
+    ours = {f"{n}.jsonl" for n in ("kept", "rejects", *SPLIT_FILES)} | {"kept", "report.json", "report.html"}
     foreign = sorted(
         p.name
         for p in out_dir.iterdir()
@@ -92,7 +102,12 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def _write_outputs(
-    records: Iterable[Record], steps: list[Step], stage: Path, result: CurationResult, executor: Executor
+    records: Iterable[Record],
+    steps: list[Step],
+    stage: Path,
+    result: CurationResult,
+    executor: Executor,
+    shard_records: int = 0,
 ) -> tuple[Profile, Profile]:
     """Stream ``records`` through ``steps`` into ``stage``; returns the before/after profiles."""
     before, after = Profile(), Profile()
@@ -100,7 +115,7 @@ def _write_outputs(
     with_splits = any(getattr(s, "writes_split", False) for s in steps)
     with contextlib.ExitStack() as stack:
         rejects_fh = stack.enter_context(open(stage / "rejects.jsonl", "w", encoding="utf-8"))
-        kept_fh = stack.enter_context(open(stage / "kept.jsonl", "w", encoding="utf-8"))
+        kept_fh = stack.enter_context(kept_writer(stage, shard_records))
         split_fhs = {
             name: stack.enter_context(open(stage / f"{name}.jsonl", "w", encoding="utf-8"))
             for name in (SPLIT_FILES if with_splits else ())
@@ -116,7 +131,11 @@ def _write_outputs(
             }
             rejects_fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
-        for record in executor.run(steps, _observe(records, before, counter), result, reject):
+        stream = _observe(records, before, counter)
+        checkpoints = resume.checkpoints_for(records, steps, result.out_dir, executor)
+        if checkpoints is not None:  # sharded input: reading + leading record steps resume per shard
+            stream, steps = checkpoints.run(result, rejects_fh, before, counter)
+        for record in executor.run(steps, stream, result, reject):
             row = json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
             kept_fh.write(row)
             result.kept += 1

@@ -32,6 +32,8 @@ class CurationResult:
     steps: list[StepStats] = field(default_factory=list)
     splits: dict[str, int] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
+    kept_file: str = "kept.jsonl"
+    """``kept/index.json`` when the kept records are written as shards (:mod:`sftlab.curate.shards`)."""
 
     @property
     def rejected_total(self) -> int:
@@ -47,14 +49,15 @@ class CurationResult:
             "accounting_ok": self.records_in + self.added == self.kept + self.rejected_total,
             "steps": [s.to_dict() for s in self.steps],
             "splits": self.splits,
-            "files": _files(self.out_dir, bool(self.splits)),
+            "files": _files(self.out_dir, bool(self.splits), self.kept_file),
             **self.profile,
         }
 
 
-def _files(out_dir: Path, with_splits: bool) -> dict[str, str]:
+def _files(out_dir: Path, with_splits: bool, kept_file: str = "kept.jsonl") -> dict[str, str]:
     names = ["kept", "rejects"] + (list(SPLIT_FILES) if with_splits else [])
     files = {n: str(out_dir / f"{n}.jsonl") for n in names}
+    files["kept"] = str(out_dir / kept_file)
     files.update(report_json=str(out_dir / "report.json"), report_html=str(out_dir / "report.html"))
     return files
 

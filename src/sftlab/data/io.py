@@ -40,6 +40,7 @@ from sftlab.errors import DataError
 from sftlab.utils.atomic import atomic_path, remove_stale
 
 if TYPE_CHECKING:
+    from sftlab.data.shards import ShardedStream
     from sftlab.recipe.sections.data import SourceSection
 
 OnError = Literal["fail", "skip"]
@@ -139,6 +140,10 @@ class RecordStream:
             else self.path.split("/")[-1]
         )
         self.stats = ReadStats(path=self.path, format=format)
+        self.id_offset = 0
+        """Added to the index in generated ids: a later shard continues its source's ids (:mod:`sftlab.data.shards`)."""
+        self.seen_ids: set[str] | None = None
+        """Explicit ids of the earlier shards of a sharded source (a fresh set per iteration when ``None``)."""
 
     def peek_format(self) -> str:
         """Detect the format from the first usable row without consuming the stream."""
@@ -177,7 +182,7 @@ class RecordStream:
         rename = None if mapping.is_identity else mapping.rename_columns
         fmt = None if self.format == "auto" else get_format(self.format)
         think = mapping.reasoning_tag
-        seen_ids: set[str] = set()
+        seen_ids: set[str] = self.seen_ids if self.seen_ids is not None else set()
         stem, source, task, limit = self.stem, self.source_name, self.task, self.limit
         for item in containers.read_rows(self.path, self.container, split=self.split):
             if limit is not None and stats.kept >= limit:
@@ -200,7 +205,7 @@ class RecordStream:
                     stats.repaired[name] += 1
                 meta = record.meta
                 if meta.id is None:
-                    meta.id = f"{stem}-{item.index}"
+                    meta.id = f"{stem}-{item.index + self.id_offset}"
                 elif meta.id in seen_ids:
                     raise InvalidRecord("duplicate_id", f"id {meta.id!r} appears more than once")
                 else:
@@ -283,12 +288,17 @@ def read_source(
     on_error: OnError = "fail",
     rejects_path: str | Path | None = None,
     repairs: Sequence[str] = (),
-) -> RecordStream:
+) -> RecordStream | ShardedStream:
     """A recipe ``data.sources[]`` entry as a stream; ``meta.source`` defaults to the dataset entry or file stem.
 
     A source naming a ``dataset`` of a LLaMA-Factory ``dataset_info.json`` reads
-    that entry's file with its format and columns (:mod:`sftlab.data.llamafactory`).
+    that entry's file with its format and columns (:mod:`sftlab.data.llamafactory`); a folder or
+    glob of shards reads as one source (:mod:`sftlab.data.shards`).
     """
+    from sftlab.data import shards  # imports this module
+
+    if source.dataset is None and shards.is_sharded(source.path):
+        return shards.sharded_source(source, on_error=on_error, rejects_path=rejects_path, repairs=repairs)
     where = resolve_source(source)
     stream = RecordStream(
         where.path,

@@ -31,6 +31,7 @@ import orjson
 from sftlab.curate.steps.base import StepStats
 from sftlab.data.io import ReadStats, RecordStream, read_source
 from sftlab.data.record import Record
+from sftlab.data.shards import ShardedStream
 from sftlab.errors import DataError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class SourceSet:
     lines as ``rejects.jsonl`` rows (``step: read``, reason, detail, location, raw).
     """
 
-    def __init__(self, streams: list[RecordStream]):
+    def __init__(self, streams: list[RecordStream | ShardedStream]):
         self.streams = streams
 
     def __iter__(self) -> Iterator[Record]:
@@ -71,6 +72,8 @@ class SourceSet:
         step.edited = sum(repaired.values())  # kept after a repair (data.repair)
         step.details["repaired"] = dict(repaired)
         step.details["sources"] = [s.to_dict() for s in self.stats]
+        if shards := _shard_details(self.streams):
+            step.details["shards"] = shards
         for row in self.reject_rows():
             examples = step.examples.setdefault(row["reason"], [])
             if len(examples) < EXAMPLES_PER_REASON:
@@ -80,26 +83,49 @@ class SourceSet:
     def reject_rows(self) -> Iterator[dict[str, Any]]:
         """Every line the sources rejected, in the rejects-file shape of the curation runner."""
         for stream in self.streams:
-            path = stream.rejects_path
-            if path is None or not path.is_file():
-                continue
-            with open(path, "rb") as fh:
-                for line in fh:
-                    bad = orjson.loads(line)
-                    yield {
-                        "step": READ_STEP,
-                        "reason": bad["reason"],
-                        "detail": bad["message"],
-                        "location": bad["location"],
-                        "source": stream.source_name,
-                        "raw": bad["raw"],
-                    }
+            for path in _reject_files(stream):
+                if path.is_file():
+                    yield from _reject_rows(path, stream.source_name)
 
     def discard_reject_files(self) -> None:
-        """Remove the per-source rejects files once their rows are merged elsewhere."""
+        """Remove the per-source rejects files once their rows are merged elsewhere.
+
+        Files in a checkpoint folder (:mod:`sftlab.curate.resume`) stay until the outputs are published.
+        """
         for stream in self.streams:
-            if stream.rejects_path is not None:
-                stream.rejects_path.unlink(missing_ok=True)
+            if not getattr(stream, "checkpoints", {}).get("enabled"):
+                for path in _reject_files(stream):
+                    path.unlink(missing_ok=True)
+
+
+def _reject_files(stream: RecordStream | ShardedStream) -> list[Path]:
+    """A sharded source stages one rejects file per shard."""
+    if isinstance(stream, ShardedStream):
+        return list(stream.reject_files)
+    return [stream.rejects_path] if stream.rejects_path is not None else []
+
+
+def _shard_details(streams: list[RecordStream | ShardedStream]) -> list[dict[str, Any]]:
+    """Per sharded source: shards read, shards reused from checkpoints, and whether checkpoints were kept."""
+    return [
+        {"source": s.source_name, "path": s.path, "shards": len(s.shards), **s.checkpoints}
+        for s in streams
+        if isinstance(s, ShardedStream)
+    ]
+
+
+def _reject_rows(path: Path, source_name: str | None) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as fh:
+        for line in fh:
+            bad = orjson.loads(line)
+            yield {
+                "step": READ_STEP,
+                "reason": bad["reason"],
+                "detail": bad["message"],
+                "location": bad["location"],
+                "source": source_name,
+                "raw": bad["raw"],
+            }
 
 
 def _short(raw: Any, limit: int = 300) -> str:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from sftlab.data.io import load_jsonl_records, read_source
 from sftlab.data.record import Record
+from sftlab.data.shards import is_sharded, list_shards
 from sftlab.data.sources import SourceSet, read_sources
 from sftlab.recipe import Recipe
-from sftlab.utils.hashing import file_fingerprint
+from sftlab.utils.hashing import file_fingerprint, fingerprint
 
 
 def source_fingerprints(recipe: Recipe) -> dict[str, str]:
@@ -19,7 +20,10 @@ def source_fingerprints(recipe: Recipe) -> dict[str, str]:
     for src in [*recipe.data.sources, *recipe.data.eval_sources]:
         for name in source_files(src):  # a dataset_info.json entry: the index and the data file it names
             path = Path(name)
-            out[name] = file_fingerprint(path) if path.exists() else "remote"
+            if is_sharded(name) and "://" not in name:  # a folder or glob: every shard's content
+                out[name] = fingerprint({p: file_fingerprint(p) for p in list_shards(name)})
+            else:
+                out[name] = file_fingerprint(path) if path.exists() else "remote"
     return out
 
 
@@ -38,7 +42,9 @@ def curated_records(curation_dir: Path) -> tuple[list[Record], list[Record]]:
             else []
         )
         return train, val
-    return load_jsonl_records(curation_dir / "kept.jsonl"), []
+    from sftlab.curate.shards import load_kept
+
+    return load_kept(curation_dir), []  # kept.jsonl, or kept/index.json and its shards
 
 
 def eval_records(

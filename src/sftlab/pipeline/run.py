@@ -129,6 +129,7 @@ def _stage_inputs(ctx: RunContext, name: str) -> Any:
 
 
 def _curate(ctx: RunContext) -> dict[str, Any]:
+    from sftlab.curate.executors import build_executor
     from sftlab.curate.pipeline import curate
     from sftlab.curate.report import curation_summary
     from sftlab.curate.steps.registry import build_steps
@@ -136,7 +137,12 @@ def _curate(ctx: RunContext) -> dict[str, Any]:
     recipe = ctx.recipe
     steps = build_steps(recipe.curation.steps, model=recipe.model.name) if recipe.curation.enabled else []
     result = curate(
-        read_raw(recipe, ctx.curation_dir), steps, ctx.curation_dir, title=f"Curation · {recipe.name}"
+        read_raw(recipe, ctx.curation_dir),
+        steps,
+        ctx.curation_dir,
+        title=f"Curation · {recipe.name}",
+        executor=build_executor(recipe.curation),
+        shard_records=recipe.curation.output.shard_records,
     )
     reasons = ", ".join(f"{k} {v}" for k, v in result.rejected.most_common())
     console.print(

@@ -17,6 +17,7 @@ from typing import Annotated
 from pydantic import Field
 
 from sftlab.recipe.base import Section
+from sftlab.recipe.sections.curation_executor import ExecutorName, RaySection
 from sftlab.recipe.sections.curation_filters import (
     AmbiguousFilterConfig,
     BoilerplateFilterConfig,
@@ -35,6 +36,7 @@ from sftlab.recipe.sections.curation_filters import (
     TextField,
     TimeSensitiveFilterConfig,
 )
+from sftlab.recipe.sections.curation_output import CurationOutputSection
 from sftlab.recipe.sections.curation_select import (
     AugmentConfig,
     ConflictsConfig,
@@ -117,3 +119,10 @@ class CurationSection(Section):
     """Run the curation steps; when false the raw records are used as they are."""
     steps: list[StepConfig] = Field(default_factory=list)
     """Ordered steps; each item's ``type`` picks the step (normalize, length, garbled, language, boilerplate, ambiguous_reference, time_sensitive, placeholder, repetition, off_topic, context_fragment, jailbreak, pii, exact_dedup, minhash_dedup, rouge_dedup, conflicts, decontaminate, split, augment, score, select, review)."""
+    output: CurationOutputSection = Field(default_factory=CurationOutputSection)
+    """Layout of the outputs (``shard_records``: kept records as shards plus an index)."""
+    executor: ExecutorName = "local"
+    """Where the steps run: ``local`` (this process) or ``ray`` (a Ray cluster through Ray Data, see ``curation.ray``);
+    both keep and reject the same records."""
+    ray: RaySection = Field(default_factory=RaySection)
+    """The Ray cluster of ``executor: ray`` (``address`` null: a local one sized to this machine)."""

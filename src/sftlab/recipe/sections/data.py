@@ -21,7 +21,8 @@ class SourceSection(Section):
     path: str
     """File (.json/.jsonl/.parquet/.csv), saved HF dataset folder, hub dataset name, or a LLaMA-Factory
     ``dataset_info.json`` (or the folder holding it) read with ``dataset``. ``file_name`` (LLaMA-Factory's
-    key) is accepted for it."""
+    key) is accepted for it. A folder or glob of .jsonl / .parquet shards (``data/train/``,
+    ``data/part-*.parquet``, fsspec URLs) reads as one file joined in sorted order."""
     dataset: str | list[str] | None = None
     """Entry of the ``dataset_info.json`` at ``path`` to read; a list makes one source per entry, each
     named after its entry. The entry's ``file_name``, ``formatting``, ``columns``, ``tags``, ``split``

@@ -1,0 +1,247 @@
+"""Sharded inputs and outputs, and crash-and-resume of curation over sharded input.
+
+A folder or glob of JSONL / Parquet shards reads exactly as the shards joined
+into one file (same ids, same records), each rejected row located in its own
+shard; kept records written as shards plus an index are read back by the
+stages that train; a curation SIGKILLed after k shards resumes from their
+checkpoints and publishes the same files as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curate_helpers import VOCAB
+from sftlab.curate.executors.local import LocalExecutor
+from sftlab.curate.pipeline import curate
+from sftlab.curate.resume import CRASH_ENV, work_dir
+from sftlab.curate.shards import iter_kept
+from sftlab.curate.steps.registry import build_steps
+from sftlab.data.io import read_source
+from sftlab.data.sources import read_sources
+from sftlab.errors import DataError
+from sftlab.pipeline.data import curated_records
+from sftlab.recipe.sections.data import DataSection, SourceSection
+
+N_SHARDS = 6
+
+
+def _rows(n: int = 240, seed: int = 0) -> list[str]:
+    """Alpaca lines with planted problems: broken JSON, missing answers, a repeated explicit id, duplicates."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        q = " ".join(rng.choice(VOCAB[:15]) for _ in range(6))
+        a = " ".join(rng.choice(VOCAB[:15]) for _ in range(rng.choice([2, 9, 30])))
+        row = {"instruction": f"{q}?", "output": a}
+        if i % 40 == 7:
+            row["id"] = "fixed"  # an explicit id: its second appearance, in a later shard, is a duplicate
+        lines.append(json.dumps(row))
+        if i % 29 == 3:
+            lines.append("{broken")
+        if i % 31 == 5:
+            lines.append(json.dumps({"instruction": "no answer"}))
+        if i % 17 == 0:
+            lines.append(json.dumps({"instruction": f"{q}?", "output": a}))  # exact duplicate
+    return lines
+
+
+def _write_shards(folder: Path, lines: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    step = -(-len(lines) // N_SHARDS)
+    for k in range(N_SHARDS):
+        part = lines[k * step : (k + 1) * step]
+        (folder / f"train-{k:05d}.jsonl").write_text("".join(line + "\n" for line in part))
+    (folder / "train-00002.jsonl").write_text(
+        (folder / "train-00002.jsonl").read_text() + "\n"
+    )  # a blank line
+    return folder
+
+
+def _joined(folder: Path, target: Path) -> Path:
+    target.write_bytes(b"".join(p.read_bytes() for p in sorted(folder.glob("train-*"))))
+    return target
+
+
+def _read(path: str, staging: Path) -> tuple[list[dict], list[dict]]:
+    sources = read_sources(DataSection(sources=[{"path": path}], on_error="skip"), staging)
+    return [r.to_dict() for r in sources], list(sources.reject_rows())
+
+
+def test_folder_and_glob_of_jsonl_read_as_the_joined_file(tmp_path):
+    folder = _write_shards(tmp_path / "train", _rows())
+    joined = _joined(folder, tmp_path / "train.jsonl")
+    one, one_rejects = _read(str(joined), tmp_path / "a")
+    for path in (str(folder), str(tmp_path / "train" / "train-*.jsonl")):
+        records, rejects = _read(path, tmp_path / "b")
+        assert records == one
+        assert [(r["reason"], r["raw"]) for r in rejects] == [(r["reason"], r["raw"]) for r in one_rejects]
+        assert {r["reason"] for r in rejects} == {"malformed_json", "missing_field", "duplicate_id"}
+        # each rejected row is located in its own shard, at its line there
+        for row in rejects:
+            file, line = row["location"].rsplit(":", 1)
+            assert Path(file).parent == folder
+            assert Path(file).read_text().splitlines()[int(line) - 1] == row["raw"]
+
+
+def test_folder_of_parquet_reads_as_one_parquet_file(tmp_path):
+    rng = random.Random(1)
+    rows = [
+        {"instruction": " ".join(rng.choice(VOCAB) for _ in range(5)), "output": f"answer {i}"}
+        for i in range(50)
+    ]
+    (tmp_path / "chat").mkdir()
+    for k in range(4):
+        pq.write_table(pa.Table.from_pylist(rows[k * 13 : (k + 1) * 13]), tmp_path / "chat" / f"{k}.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "chat.parquet")
+    one = [r.to_dict() for r in read_source(SourceSection(path=str(tmp_path / "chat.parquet")))]
+    sharded = [r.to_dict() for r in read_source(SourceSection(path=str(tmp_path / "chat")))]
+    assert len(one) == 50 and sharded == one
+    glob = [r.to_dict() for r in read_source(SourceSection(path=str(tmp_path / "chat" / "*.parquet")))]
+    assert [r["turns"] for r in glob] == [r["turns"] for r in one]
+
+
+def test_limit_counts_over_all_shards_and_bad_shard_folders_are_one_line(tmp_path):
+    folder = _write_shards(tmp_path / "train", _rows())
+    limited = list(read_source(SourceSection(path=str(folder), limit=100), on_error="skip"))
+    joined = _joined(folder, tmp_path / "train.jsonl")
+    assert [r.to_dict() for r in limited] == [
+        r.to_dict() for r in read_source(SourceSection(path=str(joined), limit=100), on_error="skip")
+    ]
+    with pytest.raises(DataError, match="no shards found"):
+        list(read_source(SourceSection(path=str(tmp_path / "nothing-*.jsonl"))))
+    (folder / "notes.csv").write_text("a,b\n")
+    with pytest.raises(DataError, match=r"notes\.csv: a shard of .* that is not \.jsonl"):
+        read_source(SourceSection(path=str(folder)))
+
+
+STEPS = [
+    {"type": "normalize"},
+    {"type": "length", "min": 4},
+    {"type": "exact_dedup"},
+    {"type": "length", "min": 5},
+]
+
+
+def _curate(sources_path: Path, out: Path, **kwargs):
+    data = DataSection(sources=[{"path": str(sources_path)}], on_error="skip")
+    return curate(read_sources(data, out.parent), build_steps(STEPS), out, **kwargs)
+
+
+def test_sharded_output_has_an_index_that_training_reads(tmp_path):
+    folder = _write_shards(tmp_path / "train", _rows())
+    plain = _curate(folder, tmp_path / "plain")
+    sharded = _curate(folder, tmp_path / "sharded", shard_records=40)
+    index = json.loads((tmp_path / "sharded" / "kept" / "index.json").read_text())
+    assert index["records"] == sharded.kept == plain.kept
+    assert [s["records"] for s in index["shards"]][:-1] == [40] * (len(index["shards"]) - 1)
+    joined = b"".join((tmp_path / "sharded" / "kept" / s["name"]).read_bytes() for s in index["shards"])
+    assert joined == (tmp_path / "plain" / "kept.jsonl").read_bytes()
+    report = json.loads((tmp_path / "sharded" / "report.json").read_text())
+    assert report["files"]["kept"].endswith("kept/index.json")
+    train, validation = curated_records(tmp_path / "sharded")  # what `sftlab run` and `train` read
+    assert [r.to_dict() for r in train] == [r.to_dict() for r in curated_records(tmp_path / "plain")[0]]
+    assert validation == []
+    # a shard changed after publishing is refused, naming it
+    last = tmp_path / "sharded" / "kept" / index["shards"][-1]["name"]
+    last.write_text(last.read_text().splitlines(keepends=True)[0])
+    with pytest.raises(DataError, match=rf"{last.name}: does not match index.json"):
+        list(iter_kept(tmp_path / "sharded"))
+
+
+def _cli(recipe: Path, out: Path, crash_after: int | None = None) -> int:
+    env = {**os.environ, "SFTLAB_PROGRESS": "0"}
+    env.pop(CRASH_ENV, None)
+    if crash_after:
+        env[CRASH_ENV] = str(crash_after)
+    cmd = [sys.executable, "-m", "sftlab.cli.main", "data", "curate", str(recipe), "--out", str(out)]
+    return subprocess.run(cmd, env=env, capture_output=True, timeout=300).returncode
+
+
+def _report(out: Path) -> dict:
+    """report.json without what differs between any two runs (timings) or says how the run went (reuse)."""
+    report = json.loads((out / "report.json").read_text())
+    for step in report["steps"]:
+        step.pop("seconds")
+        for shards in step["details"].get("shards", []):
+            shards.pop("reused")
+    report.pop("files")
+    return report
+
+
+def test_crash_after_k_shards_resumes_to_the_same_outputs(tmp_path):
+    folder = _write_shards(tmp_path / "train", _rows(400))
+    recipe = tmp_path / "r.yaml"
+    steps = json.dumps(STEPS + [{"type": "minhash_dedup"}])
+    recipe.write_text(
+        f"name: s\noutput_dir: {tmp_path}\ndata: {{sources: [{{path: {folder}}}], on_error: skip}}\ncuration: {{steps: {steps}}}\n"
+    )
+    assert _cli(recipe, tmp_path / "whole") == 0  # uninterrupted
+
+    out = tmp_path / "resumed"
+    assert _cli(recipe, out, crash_after=2) == -9  # SIGKILL right after two shards completed
+    work = work_dir(out)
+    assert sorted(p.name for p in work.glob("*.done")) == ["0-00000.done", "0-00001.done"]
+    assert not out.exists()
+    # a third shard half-written when the process died: a folder without its marker is never read as done
+    (work / "0-00002").mkdir()
+    (work / "0-00002" / "kept.jsonl").write_text('{"half": "written"}\n')
+    assert _cli(recipe, out) == 0
+    assert not work.exists()  # removed after a successful publish
+
+    whole = tmp_path / "whole"
+    assert (out / "kept.jsonl").read_bytes() == (whole / "kept.jsonl").read_bytes()
+    assert sorted((out / "rejects.jsonl").read_text().splitlines()) == sorted(
+        (whole / "rejects.jsonl").read_text().splitlines()
+    )
+    assert (out / "rejects.jsonl").read_bytes() == (whole / "rejects.jsonl").read_bytes()
+    assert _report(out) == _report(whole)
+    report = json.loads((out / "report.json").read_text())
+    assert report["records_in"] == report["kept"] + report["rejected"] == len(_rows(400))
+    assert report["steps"][0]["details"]["shards"] == [
+        {"source": "train", "path": str(folder), "shards": N_SHARDS, "checkpoints": "on", "reused": 2}
+    ]
+
+
+def test_changed_shard_or_step_settings_are_processed_again(tmp_path):
+    folder = _write_shards(tmp_path / "train", _rows())
+    out = tmp_path / "out"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: s\noutput_dir: {tmp_path}\ndata: {{sources: [{{path: {folder}}}], on_error: skip}}\n"
+        f"curation: {{steps: {json.dumps(STEPS)}}}\n"
+    )
+    assert _cli(recipe, out, crash_after=N_SHARDS) == -9  # every shard checkpointed, nothing published
+    # shard 4 edited: it and the shards after it (whose ids follow from it) are processed again
+    (folder / "train-00004.jsonl").write_text((folder / "train-00004.jsonl").read_text() + "\n\n")
+    data = DataSection(sources=[{"path": str(folder)}], on_error="skip")
+    result = curate(read_sources(data, tmp_path), build_steps(STEPS), out)
+    assert result.steps[0].details["shards"][0]["reused"] == 4
+    fresh = _curate(folder, tmp_path / "fresh")
+    assert (out / "kept.jsonl").read_bytes() == (tmp_path / "fresh" / "kept.jsonl").read_bytes()
+    assert fresh.kept == result.kept
+    # other step settings: nothing reused
+    assert _cli(recipe, out, crash_after=N_SHARDS) == -9
+    other = [{**s, "min": 3} if s["type"] == "length" else s for s in STEPS]
+    result = curate(read_sources(data, tmp_path), build_steps(other), out)
+    assert result.steps[0].details["shards"][0]["reused"] == 0
+
+
+def test_other_executors_run_without_checkpoints_and_say_so(tmp_path):
+    class Elsewhere(LocalExecutor):  # runs the steps here, under another name: no checkpoints taken
+        name = "elsewhere"
+
+    folder = _write_shards(tmp_path / "train", _rows())
+    result = _curate(folder, tmp_path / "out", executor=Elsewhere())
+    assert result.steps[0].details["shards"][0]["checkpoints"].startswith("off (executor elsewhere")
+    _curate(folder, tmp_path / "plain")
+    assert (tmp_path / "out" / "kept.jsonl").read_bytes() == (tmp_path / "plain" / "kept.jsonl").read_bytes()
