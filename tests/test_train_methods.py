@@ -159,7 +159,7 @@ def test_pissa_adapter_is_converted_back_to_plain_lora(tiny_model_dir, tokenizer
     from sftlab.recipe.sections.training import LoraSection, TrainingSection
     from sftlab.testing import tiny_llama
     from sftlab.train.methods import prepare_model
-    from sftlab.train.run import _save_pissa_init
+    from sftlab.train.model_load import save_pissa_init as _save_pissa_init
 
     model = prepare_model(
         tiny_llama(tokenizer), TrainingSection(method="lora", lora=LoraSection(init="pissa", r=4))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,12 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sftlab.data.record import Record
 from sftlab.errors import SftlabError
-from sftlab.export.folder import finish_folder
-from sftlab.models.resolve import BASE_MODEL_FILE, RUN_FINAL
 from sftlab.recipe.schema import Recipe
 from sftlab.train import callbacks as cb
 from sftlab.train.curves import plot_loss_curve
@@ -37,10 +32,12 @@ from sftlab.train.data import PackedDataset, SampleDataset, eval_collator, group
 from sftlab.train.defaults import eval_interval, learning_rate
 from sftlab.train.methods import prepare_model, trainable_summary
 from sftlab.train.mixing import plan_mixture
+from sftlab.train.model_load import build_run_ewc, load_training_model, save_pissa_init
 from sftlab.train.precision import resolve_precision
+from sftlab.train.run_folder import last_checkpoint, prepare_run_dir, save_final, tensorboard_callbacks
 from sftlab.train.setup import apply_setup, plan_setup
 from sftlab.train.summary import build_summary, render_line
-from sftlab.utils.atomic import write_json, write_text
+from sftlab.utils.atomic import write_json
 from sftlab.utils.progress import console
 
 
@@ -137,7 +134,7 @@ def fit(
     run_dir = Path(run_dir)
     main = int(os.environ.get("RANK", "0")) == 0
     set_seed(recipe.seed)
-    _prepare_run_dir(recipe, run_dir, resume, main)
+    prepare_run_dir(recipe, run_dir, resume, main)
 
     # ---- data
     plan = plan_mixture(train, _source_weights(recipe), t.task_upsample, recipe.seed)
@@ -157,18 +154,18 @@ def fit(
 
     # ---- model
     precision = resolve_precision(t.precision)
-    model = _load_model(recipe, precision)
+    model = load_training_model(recipe, precision)
     setup = plan_setup(recipe, packing=packing, n_params=model.num_parameters())
     model = apply_setup(model, setup)
     model = prepare_model(model, t, tokenizer, gradient_checkpointing=setup.gradient_checkpointing)
     pissa_init = (
-        _save_pissa_init(model, run_dir) if t.method in ("lora", "qlora") and t.lora.init == "pissa" else None
+        save_pissa_init(model, run_dir) if t.method in ("lora", "qlora") and t.lora.init == "pissa" else None
     )
     n_train, n_all = trainable_summary(model)
     collator = train_collator(
         tokenizer, recipe.render, packing, getattr(model.config, "_attn_implementation", None)
     )
-    ewc = _build_ewc(recipe, model, general or [], collator) if t.ewc.lam > 0 else None
+    ewc = build_run_ewc(recipe, model, general or [], collator) if t.ewc.lam > 0 else None
 
     # ---- train
     from transformers import PrinterCallback
@@ -194,7 +191,7 @@ def fit(
         *([early] if early else []),
         *(callbacks or []),
     ]
-    cbs += _tensorboard(run_dir) if "tensorboard" in t.report_to else []
+    cbs += tensorboard_callbacks(run_dir) if "tensorboard" in t.report_to else []
     trainer = SftTrainer(
         model=model,
         args=args,
@@ -210,7 +207,7 @@ def fit(
         loss_kernel=setup.kernels,
     )
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; our bar and metrics.jsonl replace it
-    checkpoint = _last_checkpoint(run_dir) if (resume or t.resume) else None
+    checkpoint = last_checkpoint(run_dir) if (resume or t.resume) else None
     if main:
         console.print(
             f"[bold]training[/] {t.method} on {recipe.model.name}: {n_train:,} of {n_all:,} parameters trainable "
@@ -226,7 +223,7 @@ def fit(
     runtime = time.time() - started
 
     # ---- save
-    final_dir = _save_final(trainer, tokenizer, recipe, run_dir, pissa_init)
+    final_dir = save_final(trainer, tokenizer, recipe, run_dir, pissa_init)
     summary = build_summary(
         recipe,
         trainer,
@@ -259,105 +256,8 @@ def fit(
     )
 
 
-# ---- set-up helpers -------------------------------------------------------------------------------
-
-
-def _prepare_run_dir(recipe: Recipe, run_dir: Path, resume: bool, main: bool) -> None:
-    if not main:
-        return
-    (run_dir / "train").mkdir(parents=True, exist_ok=True)
-    if not (resume or recipe.training.resume):
-        # Old checkpoints would otherwise be mistaken for this run's by a later --resume.
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        (run_dir / "train" / "metrics.jsonl").unlink(missing_ok=True)
-    write_text(
-        run_dir / "recipe.resolved.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
-    )
-
-
 def _source_weights(recipe: Recipe) -> dict[str, float]:
     return {(s.name or Path(s.path).stem): s.weight for s in recipe.data.sources}
-
-
-def _load_model(recipe: Recipe, precision: str):
-    from sftlab.models import load_model
-    from sftlab.train.methods import quantization_load_kwargs
-    from sftlab.train.precision import load_dtype
-
-    t = recipe.training
-    m = recipe.model
-    dtype = m.dtype if m.dtype != "auto" else load_dtype(precision, t.method)
-    quant = quantization_load_kwargs(t)
-    if quant:
-        return _load_quantized(recipe, dtype, quant)
-    # Loaded on the CPU: the Trainer (or accelerate's FSDP/DeepSpeed wrappers) places it per process.
-    # A LoRA run or adapter as the starting point (SFT after continued pre-training) is folded into its
-    # base first, so the new adapter trains on those weights instead of being stacked on a PeftModel.
-    model = load_model(
-        m.name,
-        dtype=dtype,
-        device="cpu",
-        revision=m.revision,
-        trust_remote_code=m.trust_remote_code,
-        attn_implementation=m.attn_implementation,
-        merge_adapter=True,
-    )
-    if type(model).__module__.startswith("peft"):
-        raise SftlabError(
-            f"model.name: {m.name} is a prompt-tuning adapter, which cannot be folded into its base; start "
-            "from the base model, or from a LoRA/full run"
-        )
-    return model
-
-
-def _load_quantized(recipe: Recipe, dtype: str, quant: dict):
-    from transformers import AutoModelForCausalLM
-
-    from sftlab.models import pick_dtype, resolve_model
-
-    m = recipe.model
-    resolved = resolve_model(m.name, revision=m.revision)
-    return AutoModelForCausalLM.from_pretrained(
-        resolved.path,
-        revision=resolved.revision,
-        dtype=pick_dtype(dtype),
-        use_safetensors=True,
-        trust_remote_code=m.trust_remote_code,
-        **quant,
-    )
-
-
-def _save_pissa_init(model, run_dir: Path) -> Path:
-    """PiSSA rewrites the base weights; keep the initial adapter to convert the final one back to plain LoRA."""
-    init_dir = run_dir / "cache" / "pissa_init"
-    if int(os.environ.get("RANK", "0")) == 0:
-        cfg = model.peft_config["default"]
-        init, cfg.init_lora_weights = cfg.init_lora_weights, True
-        model.save_pretrained(init_dir, safe_serialization=True)
-        cfg.init_lora_weights = init
-    return init_dir
-
-
-def _build_ewc(recipe: Recipe, model, general: list[dict], collator):
-    from sftlab.train.ewc import build_ewc
-
-    if not general:
-        raise SftlabError(
-            "training.ewc.lam > 0 needs general data for the Fisher estimate: set training.ewc.source or mark a "
-            "data source with general: true"
-        )
-    sharded = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true") or (
-        os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
-    )
-    if sharded:
-        raise SftlabError(
-            "training.ewc needs every parameter whole on each process; it does not run under FSDP or DeepSpeed "
-            "ZeRO-3 (use DDP or ZeRO-2, or set training.ewc.lam: 0)"
-        )
-    b = recipe.training.batch_size
-    batches = (collator(general[i : i + b]) for i in range(0, len(general), b))
-    ewc = build_ewc(model, batches, recipe.training.ewc.lam, recipe.training.ewc.fisher_batches)
-    return ewc
 
 
 def _training_arguments(
@@ -415,69 +315,3 @@ def _training_arguments(
         if (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
         else None,
     )
-
-
-def _tensorboard(run_dir: Path) -> list:
-    """A TensorBoard writer under ``train/tensorboard`` when tensorboard is installed (optional)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-        from transformers.integrations import TensorBoardCallback
-    except ImportError:
-        return []
-    if int(os.environ.get("RANK", "0")) != 0:
-        return []
-    return [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / "train" / "tensorboard")))]
-
-
-def _last_checkpoint(run_dir: Path) -> str | None:
-    """The newest *complete* checkpoint: a kill during a save leaves a folder without a readable trainer state."""
-    import json
-
-    folder = run_dir / "checkpoints"
-    found = []
-    for ckpt in folder.glob("checkpoint-*") if folder.is_dir() else []:
-        try:
-            json.loads((ckpt / "trainer_state.json").read_text())
-            found.append((int(ckpt.name.split("-")[-1]), ckpt))
-        except (OSError, ValueError):
-            continue
-    if not found:
-        if int(os.environ.get("RANK", "0")) == 0:
-            console.print(
-                f"[yellow]warning:[/] --resume: no complete checkpoint in {folder}; training from the start"
-            )
-        return None
-    return str(max(found)[1])
-
-
-# ---- outputs ---------------------------------------------------------------------------------------
-
-
-def _save_final(trainer, tokenizer, recipe: Recipe, run_dir: Path, pissa_init: Path | None) -> Path:
-    """final/ = the model the Trainer ends with (the best checkpoint when eval ran), written atomically."""
-    final = run_dir / RUN_FINAL
-    tmp = run_dir / f".{RUN_FINAL}.tmp"
-    main = trainer.is_world_process_zero()
-    if main:
-        shutil.rmtree(tmp, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    if pissa_init is not None and main:
-        trainer.model.save_pretrained(
-            tmp, safe_serialization=True, path_initial_model_for_weight_conversion=str(pissa_init)
-        )
-    elif pissa_init is None:
-        trainer.save_model(str(tmp))  # every process: FSDP/DeepSpeed gather the weights here
-    if main:
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / BASE_MODEL_FILE, {"base_model": recipe.model.name})
-        finish_folder(tmp, recipe.model.name, facts={"recipe": recipe.model_dump(mode="json")})
-        for stray in ("training_args.bin",):  # pickled; nothing of ours reads it
-            (tmp / stray).unlink(missing_ok=True)
-        old = run_dir / f".{RUN_FINAL}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    return final
