@@ -110,6 +110,24 @@ def test_folder_of_parquet_reads_as_one_parquet_file(tmp_path):
     assert [r["turns"] for r in glob] == [r["turns"] for r in one]
 
 
+def test_fsspec_urls_are_listed_and_read_as_shards(tmp_path):
+    import fsspec
+
+    folder = _write_shards(tmp_path / "train", _rows(60))
+    fs = fsspec.filesystem("memory")
+    for path in sorted(folder.iterdir()):
+        fs.pipe(f"/sftlab-test/train/{path.name}", path.read_bytes())
+    try:
+        remote = [
+            r.to_dict()
+            for r in read_source(SourceSection(path="memory://sftlab-test/train/*.jsonl"), on_error="skip")
+        ]
+    finally:
+        fs.rm("/sftlab-test", recursive=True)
+    local = [r.to_dict() for r in read_source(SourceSection(path=str(folder)), on_error="skip")]
+    assert remote == local and len(local) > 50
+
+
 def test_limit_counts_over_all_shards_and_bad_shard_folders_are_one_line(tmp_path):
     folder = _write_shards(tmp_path / "train", _rows())
     limited = list(read_source(SourceSection(path=str(folder), limit=100), on_error="skip"))
@@ -245,3 +263,30 @@ def test_other_executors_run_without_checkpoints_and_say_so(tmp_path):
     assert result.steps[0].details["shards"][0]["checkpoints"].startswith("off (executor elsewhere")
     _curate(folder, tmp_path / "plain")
     assert (tmp_path / "out" / "kept.jsonl").read_bytes() == (tmp_path / "plain" / "kept.jsonl").read_bytes()
+
+
+def test_sftlab_run_trains_on_sharded_kept_records(tmp_path, tiny_model_dir):
+    from sftlab.cli.main import main
+
+    rows = [
+        {"instruction": f"Is {n} even? Answer yes or no.", "output": "yes" if n % 2 == 0 else "no"}
+        for n in range(30)
+    ]
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"train-{k}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows[k * 10 : (k + 1) * 10])
+        )
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"name: tiny\noutput_dir: {tmp_path / 'run'}\nmodel: {{name: {tiny_model_dir}}}\n"
+        f"data: {{sources: [{{path: {folder}}}], eval_fraction: 0.2}}\n"
+        "curation: {steps: [{type: exact_dedup}], output: {shard_records: 7}}\n"
+        "render: {max_length: 64}\ntraining: {max_steps: 2, batch_size: 2, eval_steps: 2}\n"
+    )
+    assert main(["run", str(recipe), "--until", "train"]) == 0
+    index = json.loads((tmp_path / "run" / "curation" / "kept" / "index.json").read_text())
+    assert index["records"] == 30 and [s["records"] for s in index["shards"]] == [7, 7, 7, 7, 2]
+    summary = json.loads((tmp_path / "run" / "train" / "summary.json").read_text())
+    assert summary["render"]["records"] == 24  # 30 kept, 6 held out for evaluation: training read every shard

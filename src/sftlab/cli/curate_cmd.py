@@ -64,6 +64,11 @@ def curate(
             highlight=False,
             soft_wrap=True,
         )
+    for d in read.details.get("shards", []) if read else []:  # sharded sources (sftlab.curate.resume)
+        reused = f", {d['reused']} reused from an interrupted run" if d.get("reused") else ""
+        console.print(
+            f"  {d['source']}: {d['shards']} shards, checkpoints {d['checkpoints']}{reused}", markup=False
+        )
     for name, sel in summary.get("selection", {}).items():
         console.print(selection_line(name, sel), markup=False, highlight=False, soft_wrap=True)
     console.print(
