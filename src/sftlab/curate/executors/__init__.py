@@ -11,7 +11,7 @@ outputs and the same report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from sftlab.curate.result import CurationResult
 from sftlab.curate.steps.base import Decision, Step
@@ -27,3 +27,21 @@ class Executor(Protocol):
     def run(
         self, steps: list[Step], records: Iterable[Record], result: CurationResult, reject: RejectSink
     ) -> Iterator[Record]: ...
+
+
+def build_executor(curation: Any) -> Executor:
+    """The executor a recipe's ``curation`` section asks for (``executor: local | ray``)."""
+    if getattr(curation, "executor", "local") == "ray":
+        from sftlab.curate.executors.ray_executor import RayExecutor
+
+        cfg = curation.ray
+        return RayExecutor(
+            cfg.address,
+            num_cpus=cfg.num_cpus,
+            block_records=cfg.block_records,
+            partitions=cfg.partitions,
+            shuffle=cfg.shuffle,
+        )
+    from sftlab.curate.executors.local import LocalExecutor
+
+    return LocalExecutor()

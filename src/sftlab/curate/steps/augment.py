@@ -68,14 +68,13 @@ class AugmentStep(Step):
         rng = random.Random(self.cfg.seed)
         whole, part = divmod(self.cfg.fraction, 1)
         for i, record in enumerate(records):
+            # Variants are copied before the original is yielded: steps downstream (flags) change it in place.
+            variants = []
+            if isinstance(record, Conversation):
+                n = int(whole) + (1 if rng.random() < part else 0)
+                variants = [self._variant(record, record_id(record, i), k, rng) for k in range(n)]
             yield Decision(record)
-            if not isinstance(record, Conversation):
-                continue
-            n = int(whole) + (1 if rng.random() < part else 0)
-            for k in range(n):
-                variant = self._variant(record, record_id(record, i), k, rng)
-                if variant is not None:
-                    yield Decision(variant, added=True)
+            yield from (Decision(v, added=True) for v in variants if v is not None)
 
     def _variant(self, record: Conversation, rid: str, k: int, rng: random.Random) -> Record | None:
         turn = next((t for t in record.turns if t.role == "user"), None)

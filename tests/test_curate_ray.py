@@ -1,0 +1,162 @@
+"""The Ray executor on a real local Ray cluster decides exactly as the local one: same kept records in the
+same order, same rejects with the same reasons and details, same per-step report, in = kept + rejected."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from curate_helpers import CURATION_STEPS, conv, planted_dataset
+from sftlab.cli.main import main
+from sftlab.curate.executors import build_executor
+from sftlab.curate.executors.local import LocalExecutor
+from sftlab.curate.pipeline import curate
+from sftlab.curate.steps.registry import build_steps
+from sftlab.recipe.sections.curation import CurationSection
+
+ray = pytest.importorskip("ray")
+from sftlab.curate.executors.ray_executor import RayExecutor  # noqa: E402
+
+# Keys that say where a step ran (or how many records the shuffle looked at): the only allowed differences.
+WHERE = ("ran_on", "candidates")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    """One real local Ray cluster (2 CPUs) for the module; the executor joins it and leaves it running."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _both(records_fn, steps, tmp_path: Path, block_records: int = 64):
+    outs = {}
+    for name, executor in (("local", LocalExecutor()), ("ray", RayExecutor(block_records=block_records))):
+        outs[name] = tmp_path / name
+        curate(records_fn(), build_steps(steps), outs[name], executor=executor)
+    return outs["local"], outs["ray"]
+
+
+def _rejects(out: Path) -> list[tuple]:
+    rows = [json.loads(line) for line in (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    return sorted(
+        (r["record"]["meta"].get("id", ""), r["step"], r["reason"], r["detail"], json.dumps(r["record"]))
+        for r in rows
+    )
+
+
+def _steps(report: dict) -> list[dict]:
+    steps = []
+    for s in report["steps"]:
+        s = {k: v for k, v in s.items() if k != "seconds"}
+        s["details"] = {k: v for k, v in s["details"].items() if k not in WHERE}
+        steps.append(s)
+    return steps
+
+
+def _assert_same(local: Path, on_ray: Path) -> tuple[dict, dict]:
+    assert _rejects(on_ray) == _rejects(local)
+    # Kept records: the same, in the same order, byte for byte (flags, edits and all).
+    assert (on_ray / "kept.jsonl").read_bytes() == (local / "kept.jsonl").read_bytes()
+    a = json.loads((local / "report.json").read_text(encoding="utf-8"))
+    b = json.loads((on_ray / "report.json").read_text(encoding="utf-8"))
+    assert _steps(b) == _steps(a)
+    for key in ("records_in", "added", "kept", "rejected", "rejected_by_reason", "splits"):
+        assert b[key] == a[key], key
+    assert b["accounting_ok"] and b["records_in"] + b["added"] == b["kept"] + b["rejected"]
+    return a, b
+
+
+def test_ray_decides_like_local_on_the_planted_set(tmp_path):
+    steps = [*CURATION_STEPS, {"type": "split", "train": 0.8, "validation": 0.1, "test": 0.1}]
+    local, on_ray = _both(planted_dataset, steps, tmp_path, block_records=97)
+    a, b = _assert_same(local, on_ray)
+    by_reason = b["rejected_by_reason"]
+    # The set has every kind the brief asks for: exact and near duplicates and conflicts.
+    assert by_reason["exact_duplicate"] >= 15 and by_reason["near_duplicate"] >= 15
+    assert by_reason["conflict_minority"] >= 15
+    ran_on = {s["step"]: s["details"]["ran_on"] for s in b["steps"]}
+    assert ran_on["normalize"] == ran_on["placeholder"] == "ray workers"
+    assert ran_on["exact_dedup"] == ran_on["minhash_dedup"] == "ray shuffle"
+    assert ran_on["conflicts"] == ran_on["decontaminate"] == ran_on["split"] == "driver"
+    assert {s["details"]["ran_on"] for s in a["steps"]} == {"local"}
+    for name in ("train", "validation", "test"):
+        assert (on_ray / f"{name}.jsonl").read_bytes() == (local / f"{name}.jsonl").read_bytes()
+    assert "ray shuffle" in (on_ray / "report.html").read_text(encoding="utf-8")
+
+
+def _unnamed():
+    """Records without ids (positions name them, as ``#12``), duplicates spread over many blocks."""
+    records = planted_dataset(seed=3, per_kind=8)
+    for r in records[::3]:
+        r.meta.id = None
+    longer = [conv(r.instruction, r.response + " Indeed.", None, r.meta.task) for r in records[:40:4]]
+    return records + longer + [conv("", "", None, "empty"), conv("", "", None, "empty")]
+
+
+def test_keep_rules_flags_positions_and_added_records(tmp_path):
+    steps = [
+        {"type": "normalize"},
+        {"type": "augment", "fraction": 0.3, "seed": 1},  # driver: records are added and renumbered
+        {"type": "placeholder", "action": "flag"},
+        {"type": "exact_dedup", "keep": "longest_answer", "field": "prompt"},
+        {"type": "minhash_dedup", "threshold": 0.6, "action": "flag"},
+        {"type": "exact_dedup", "field": "response"},
+        {"type": "minhash_dedup", "threshold": 0.5, "keep": "longest_answer", "field": "all"},
+        {"type": "length", "min": 1},
+    ]
+    local, on_ray = _both(_unnamed, steps, tmp_path, block_records=41)
+    a, _ = _assert_same(local, on_ray)
+    counts = {s["step"]: s for s in a["steps"]}
+    assert counts["augment"]["added"] > 0 and counts["placeholder"]["flagged"] > 0
+    assert counts["minhash_dedup"]["flagged"] > 0 and counts["exact_dedup"]["rejected"] > 0
+    assert any(d[0] == "" and "#" in d[3] for d in _rejects(local))  # positions were compared
+
+
+def test_empty_input_and_the_executor_from_the_recipe(tmp_path):
+    section = CurationSection.model_validate(
+        {"executor": "ray", "ray": {"block_records": 5, "partitions": 3}, "steps": []}
+    )
+    executor = build_executor(section)
+    assert isinstance(executor, RayExecutor) and executor.block_records == 5 and executor.partitions == 3
+    assert isinstance(build_executor(CurationSection()), LocalExecutor)
+    result = curate(
+        [], build_steps([{"type": "exact_dedup"}, {"type": "length"}]), tmp_path / "o", executor=executor
+    )
+    assert result.records_in == result.kept == result.rejected_total == 0
+
+
+def test_cli_curate_on_ray(tmp_path, capsys):
+    data = tmp_path / "data.jsonl"
+    rows = [r.to_dict() for r in planted_dataset(seed=5, per_kind=5)]
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    recipe = tmp_path / "recipe.yaml"
+    steps = [
+        {"type": "normalize"},
+        {"type": "boilerplate"},
+        {"type": "exact_dedup"},
+        {"type": "minhash_dedup"},
+    ]
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "output_dir": str(tmp_path / "run"),
+                "data": {"sources": [{"path": str(data)}]},
+                "curation": {"steps": steps},
+            }  # fmt: skip
+        ),
+        encoding="utf-8",
+    )
+    outs = {}
+    for executor in ("local", "ray"):
+        outs[executor] = tmp_path / executor
+        args = ["data", "curate", str(recipe), f"curation.executor={executor}", "--out", str(outs[executor])]
+        assert main([*args, "curation.ray.block_records=50"]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("in "))
+        assert "exact_duplicate" in line and "near_duplicate" in line
+    _assert_same(outs["local"], outs["ray"])
