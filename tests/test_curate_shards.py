@@ -197,9 +197,22 @@ def _report(out: Path) -> dict:
 
 
 def test_crash_after_k_shards_resumes_to_the_same_outputs(tmp_path):
-    folder = _write_shards(tmp_path / "train", _rows(400))
+    rows = _rows(400)
+    folder = _write_shards(tmp_path / "train", rows)
+    # a leading record step with state of its own (index sizes set once, matches counted per record)
+    answers = [json.loads(r)["output"] for r in rows if r.startswith("{") and len(r) > 200][::9]
+    evals = "".join(
+        json.dumps({"instruction": " ".join(a.split()[:12]), "output": "x"}) + "\n" for a in answers
+    )
+    (tmp_path / "eval.jsonl").write_text(evals)
+    decon = {
+        "type": "decontaminate",
+        "eval_files": [str(tmp_path / "eval.jsonl")],
+        "mmlu": False,
+        "benchmarks": [],
+    }
     recipe = tmp_path / "r.yaml"
-    steps = json.dumps(STEPS + [{"type": "minhash_dedup"}])
+    steps = json.dumps([*STEPS[:2], decon, *STEPS[2:], {"type": "minhash_dedup"}])
     recipe.write_text(
         f"name: s\noutput_dir: {tmp_path}\ndata: {{sources: [{{path: {folder}}}], on_error: skip}}\ncuration: {{steps: {steps}}}\n"
     )

@@ -18,9 +18,13 @@ a folder without its marker (a kill mid-shard) is never read. The remaining
 steps then run over the shards' kept records, so the outputs equal those of an
 uninterrupted run. The runner removes the work folder once it has published.
 
-A step whose settings cannot be written down stably (an object without a
-readable form) is never reused from a checkpoint: its shards run again.
-Non-sharded sources of the same recipe are read again on every run.
+Step stats are stored per shard and summed (:mod:`sftlab.curate.shard_stats`);
+a resumed process first runs shard 0 through the record steps once, results
+dropped, so that values a step sets once per process (decontaminate's index
+sizes) are not counted twice. A step whose settings cannot be written down
+stably (an object without a readable form) is never reused from a checkpoint:
+its shards run again. Non-sharded sources of the same recipe are read again on
+every run.
 
 For tests only: ``SFTLAB_TEST_CRASH_AFTER_SHARDS=k`` SIGKILLs the process right
 after it has completed k shards.
@@ -41,10 +45,11 @@ from typing import IO, Any
 
 import orjson
 
+from sftlab.curate import shard_stats
 from sftlab.curate.executors.local import LocalExecutor
 from sftlab.curate.result import CurationResult, Profile
 from sftlab.curate.steps.base import Decision, RecordStep, Step, StepStats
-from sftlab.data.io import ReadStats, RecordStream
+from sftlab.data.io import RecordStream
 from sftlab.data.record import Record, record_from_dict
 from sftlab.data.shards import ShardContext, ShardedStream, shard_info, span_of
 from sftlab.data.sources import SourceSet
@@ -115,6 +120,8 @@ class ShardCheckpoints:
         self.totals = [StepStats(step=s.name) for s in self.leading]
         self.kept_files: list[Path] = []
         self.completed = 0
+        self.reused_state = False  # a reused shard carries state the record steps keep (their details)
+        self.primed = False
         self.crash_after = int(os.environ.get(CRASH_ENV) or 0)
 
     def run(
@@ -134,7 +141,7 @@ class ShardCheckpoints:
             else:
                 stats = self._unit(_Unit(i, 0, stream), None, None, result, rejects_fh, before, counter)
                 stream.stats, stream.rejects_path = (
-                    _read_stats(stats["read"]),
+                    shard_stats.read_stats(stats["read"]),
                     self.work / f"{i}-00000" / "read_rejects.jsonl",
                 )
         result.steps.extend(self.totals)
@@ -162,7 +169,7 @@ class ShardCheckpoints:
             ctx.kept += stats["read"]["kept"]
             ctx.format = stats["format"]
             ctx.seen_ids.update(stats["ids"])
-            stream.shard_stats.append(_read_stats(stats["read"]))
+            stream.shard_stats.append(shard_stats.read_stats(stats["read"]))
             stream.reject_files.append(self.work / unit.key / "read_rejects.jsonl")
         stream.checkpoints = {"checkpoints": "on", "reused": reused}
 
@@ -171,6 +178,8 @@ class ShardCheckpoints:
         folder, marker = self.work / unit.key, self.work / f"{unit.key}.done"
         stats = _load(folder, marker, fp)
         if stats is None:
+            if self.reused_state and not self.primed and self.completed == 0:
+                self._prime()
             marker.unlink(missing_ok=True)
             shutil.rmtree(folder, ignore_errors=True)
             stats = self._process(unit, folder, ctx)
@@ -181,8 +190,27 @@ class ShardCheckpoints:
                 os.kill(os.getpid(), signal.SIGKILL)  # tests only: a crash right after k shards
         else:
             stats["reused"] = True
+            self.reused_state |= any(set(s["details"]) - {"ran_on"} for s in stats["steps"])
         self._replay(folder, stats, result, rejects_fh, before, counter)
         return stats
+
+    def _prime(self) -> None:
+        """Run the first shard through the record steps again, its results dropped, before the first new shard.
+
+        A step's details hold values it sets once per process (an index's size) beside
+        counts; each shard stores the change it made to them. In the run that made the
+        first shard, that change holds the once-per-process values; priming a resumed
+        process on the same shard makes the later shards' changes pure counts again,
+        as in an unbroken run. The first unit is a shard: whole sources are never reused.
+        """
+        self.primed = True
+        first = self.sources.streams[0]
+        assert isinstance(first, ShardedStream)
+        stream = first.shard_stream(0, ShardContext(), local_dir=self.work / ".fetched")
+        for _ in LocalExecutor().run(
+            self.leading, stream, CurationResult(out_dir=self.work), lambda *_: None
+        ):
+            pass
 
     def _process(self, unit: _Unit, folder: Path, ctx: ShardContext | None) -> dict[str, Any]:
         """Read one shard through the leading steps into a temporary folder, fsync, rename into place."""
@@ -222,7 +250,9 @@ class ShardCheckpoints:
         new_ids = sorted(ctx.seen_ids - ids_before) if ctx is not None else []
         stats = {
             "read": stream.stats.to_dict(),
-            "steps": [_unit_step(s, snap) for s, snap in zip(unit_result.steps, snapshots, strict=True)],
+            "steps": [
+                shard_stats.unit_step(s, snap) for s, snap in zip(unit_result.steps, snapshots, strict=True)
+            ],
             "span": span_of(local, stream) if ctx is not None else 0,
             "format": stream.format,
             "ids": new_ids,
@@ -247,7 +277,7 @@ class ShardCheckpoints:
                 result.rejected[json.loads(line)["reason"]] += 1
                 rejects_fh.write(line)
         for total, step, unit in zip(self.totals, self.leading, stats["steps"], strict=True):
-            _add_step(total, unit, step.max_examples)
+            shard_stats.add_step(total, unit, step.max_examples)
         lengths = array("I")
         lengths.frombytes((folder / "lengths.u32").read_bytes())
         before.lengths.extend(lengths)
@@ -281,72 +311,6 @@ def _stable(obj: Any) -> Any:
     if " at 0x" in text:  # an object without a readable form: no stable fingerprint
         raise TypeError(text)
     return text
-
-
-def _unit_step(stats: StepStats, snapshot: dict[str, Any]) -> dict[str, Any]:
-    """One step's numbers on one shard; its details as the change this shard made to the step's own."""
-    d = stats.to_dict()
-    d["rejected_by_reason"] = dict(stats.rejected)
-    d["seconds"] = stats.seconds
-    d["details"] = _delta(snapshot, stats.details)
-    return d
-
-
-def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Counts as the change since ``before``; other values as they are after."""
-    out = {}
-    for key, value in after.items():
-        old = before.get(key)
-        if isinstance(value, dict) and isinstance(old, dict):
-            out[key] = _delta(old, value)
-        elif _number(value) and _number(old):
-            out[key] = value - old
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _merge(total: dict[str, Any], delta: dict[str, Any]) -> None:
-    for key, value in delta.items():
-        old = total.get(key)
-        if isinstance(value, dict) and isinstance(old, dict):
-            _merge(old, value)
-        elif _number(value) and _number(old):
-            total[key] = old + value
-        else:
-            total[key] = copy.deepcopy(value)
-
-
-def _add_step(total: StepStats, unit: dict[str, Any], max_examples: int) -> None:
-    total.records_in += unit["in"]
-    total.kept += unit["out"]
-    total.flagged += unit["flagged"]
-    total.edited += unit["edited"]
-    total.added += unit["added"]
-    total.seconds += unit["seconds"]
-    total.rejected.update(unit["rejected_by_reason"])
-    for reason, examples in unit["examples"].items():
-        have = total.examples.setdefault(reason, [])
-        have.extend(examples[: max(max_examples - len(have), 0)])
-    _merge(total.details, unit["details"])
-
-
-def _read_stats(d: dict[str, Any]) -> ReadStats:
-    from collections import Counter
-
-    return ReadStats(
-        records_in=d["in"],
-        kept=d["kept"],
-        rejected=d["rejected"],
-        rejected_by_reason=Counter(d["rejected_by_reason"]),
-        repaired=Counter(d["repaired"]),
-        path=d["path"],
-        format=d["format"],
-    )
 
 
 def _load(folder: Path, marker: Path, fp: str | None) -> dict[str, Any] | None:
