@@ -34,6 +34,7 @@ from sftlab.train.methods import prepare_model, trainable_summary
 from sftlab.train.mixing import plan_mixture
 from sftlab.train.model_load import build_run_ewc, load_training_model, save_pissa_init
 from sftlab.train.precision import resolve_precision
+from sftlab.train.processes import describe_processes, world_size
 from sftlab.train.run_folder import last_checkpoint, prepare_run_dir, save_final, tensorboard_callbacks
 from sftlab.train.setup import apply_setup, plan_setup
 from sftlab.train.summary import build_summary, render_line
@@ -172,7 +173,7 @@ def fit(
 
     from sftlab.train.trainer import SftTrainer
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     steps_per_epoch = math.ceil(len(train_ds) / (t.batch_size * t.grad_accum * world))
     total_steps = t.max_steps or max(1, math.ceil(steps_per_epoch * t.epochs))
     eval_every = eval_interval(total_steps, t.eval_steps)
@@ -209,6 +210,10 @@ def fit(
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; our bar and metrics.jsonl replace it
     checkpoint = last_checkpoint(run_dir) if (resume or t.resume) else None
     if main:
+        procs, launch_warning = describe_processes()
+        console.print(procs, markup=False, highlight=False)
+        if launch_warning:
+            console.print(f"[yellow]warning:[/] {launch_warning}", highlight=False)
         console.print(
             f"[bold]training[/] {t.method} on {recipe.model.name}: {n_train:,} of {n_all:,} parameters trainable "
             f"({100 * n_train / max(1, n_all):.2f}%), {total_steps} steps, lr {learning_rate(t.method, t.lr):g}, "
@@ -240,6 +245,7 @@ def fit(
         checkpoint,
         setup=setup.to_dict(),
     )
+    summary["processes"] = world
     if main:
         write_json(run_dir / "train" / "summary.json", summary)
         plot_loss_curve(cb.read_metrics(metrics_path), run_dir / "train" / "loss_curve.png")
