@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate_helpers import VOCAB
-from sftlab.curate.executors.local import LocalExecutor
 from sftlab.curate.pipeline import curate
 from sftlab.curate.resume import CRASH_ENV, work_dir
 from sftlab.curate.shards import iter_kept
@@ -267,15 +266,21 @@ def test_changed_shard_or_step_settings_are_processed_again(tmp_path):
     assert result.steps[0].details["shards"][0]["reused"] == 0
 
 
-def test_other_executors_run_without_checkpoints_and_say_so(tmp_path):
-    class Elsewhere(LocalExecutor):  # runs the steps here, under another name: no checkpoints taken
-        name = "elsewhere"
-
+def test_ray_executor_reads_shards_without_checkpoints_and_says_so(tmp_path):
+    pytest.importorskip("ray")
     folder = _write_shards(tmp_path / "train", _rows())
-    result = _curate(folder, tmp_path / "out", executor=Elsewhere())
-    assert result.steps[0].details["shards"][0]["checkpoints"].startswith("off (executor elsewhere")
-    _curate(folder, tmp_path / "plain")
-    assert (tmp_path / "out" / "kept.jsonl").read_bytes() == (tmp_path / "plain" / "kept.jsonl").read_bytes()
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: s\noutput_dir: {tmp_path}\ndata: {{sources: [{{path: {folder}}}], on_error: skip}}\n"
+        f"curation: {{steps: {json.dumps(STEPS)}, executor: ray, ray: {{num_cpus: 2}}, output: {{shard_records: 50}}}}\n"
+    )
+    assert _cli(recipe, tmp_path / "ray", crash_after=1) == 0  # no checkpoints, so the crash hook never fires
+    assert not work_dir(tmp_path / "ray").exists()
+    report = json.loads((tmp_path / "ray" / "report.json").read_text())
+    assert report["steps"][0]["details"]["shards"][0]["checkpoints"] == "off (executor ray runs without them)"
+    _curate(folder, tmp_path / "local")
+    kept = sorted((tmp_path / "ray" / "kept").glob("part-*.jsonl"))
+    assert b"".join(p.read_bytes() for p in kept) == (tmp_path / "local" / "kept.jsonl").read_bytes()
 
 
 def test_sftlab_run_trains_on_sharded_kept_records(tmp_path, tiny_model_dir):
