@@ -4,7 +4,7 @@ Records and steps are those of ``bench_curate_1m.py`` (normalize, heuristic filt
 exact dedup, MinHash dedup). Each executor runs in its own child process so that
 peak memory is its own. Printed per executor: wall time, records/s and records/s
 per core; for Ray, the peak RSS of the driver and of the busiest Ray worker (sampled
-every 0.2 s; a worker's RSS includes the object-store pages it maps); then the
+every 0.2 s, private memory: the object-store pages a worker maps are shared); then the
 overhead ratio (Ray wall / local wall) and whether both kept and rejected the same
 counts per reason.
 
@@ -29,8 +29,9 @@ os.environ.setdefault("SFTLAB_PROGRESS", "0")
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def _worker_peaks(stop: threading.Event, peaks: dict[int, int]) -> None:
-    """Peak RSS of every Ray worker process (``ray::`` in its title) until ``stop``."""
+def _worker_peaks(stop: threading.Event, peaks: dict[int, int], cpu: dict[int, float]) -> None:
+    """Peak private memory (USS: not the object-store pages a worker maps) and CPU seconds of every Ray
+    worker process (``ray::`` in its title) until ``stop``."""
     import psutil
 
     while not stop.wait(0.2):
@@ -38,7 +39,9 @@ def _worker_peaks(stop: threading.Event, peaks: dict[int, int]) -> None:
             try:
                 cmd = " ".join(proc.info["cmdline"] or [])
                 if cmd.startswith("ray::"):
-                    peaks[proc.pid] = max(peaks.get(proc.pid, 0), proc.memory_info().rss)
+                    peaks[proc.pid] = max(peaks.get(proc.pid, 0), proc.memory_full_info().uss)
+                    times = proc.cpu_times()
+                    cpu[proc.pid] = times.user + times.system
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
 
@@ -53,6 +56,7 @@ def run_one(executor: str, n: int, cpus: int, block: int, out: str) -> dict:
 
     shutil.rmtree(out, ignore_errors=True)
     peaks: dict[int, int] = {}
+    cpu: dict[int, float] = {}
     stop = threading.Event()
     setup = 0.0
     if executor == "ray":
@@ -66,13 +70,16 @@ def run_one(executor: str, n: int, cpus: int, block: int, out: str) -> dict:
         ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         setup = time.perf_counter() - start
         runner = RayExecutor(block_records=block)
-        threading.Thread(target=_worker_peaks, args=(stop, peaks), daemon=True).start()
+        threading.Thread(target=_worker_peaks, args=(stop, peaks, cpu), daemon=True).start()
     else:
         runner = LocalExecutor()
     start = time.perf_counter()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = dict(cpu)
     result = curate(records(n), build_steps(STEPS), out, executor=runner, report=False)
     wall = time.perf_counter() - start
     stop.set()
+    after = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "executor": executor,
         "wall": wall,
@@ -83,6 +90,8 @@ def run_one(executor: str, n: int, cpus: int, block: int, out: str) -> dict:
         "kept": result.kept,
         "rejected": dict(result.rejected),
         "ran_on": {s.step: s.details.get("ran_on") for s in result.steps},
+        "driver_cpu_s": after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime,
+        "worker_cpu_s": sum(cpu.values()) - sum(cpu_before.values()),
     }
 
 
@@ -114,11 +123,16 @@ def main() -> None:
         )
         if executor == "ray":
             line += (
-                f"  busiest of {r['workers']} workers {r['worker_peak_mib']:,.0f} MiB"
+                f"  busiest of {r['workers']} workers {r['worker_peak_mib']:,.0f} MiB private"
                 f"  (+ {r['cluster_start']:.1f}s to start the cluster)"
             )
         print(line)
     local, on_ray = rows["local"], rows["ray"]
+    print(
+        f"  CPU seconds: local {local['driver_cpu_s']:.1f} ({args.n / local['driver_cpu_s']:,.0f} records per "
+        f"CPU-second); Ray driver {on_ray['driver_cpu_s']:.1f} ({args.n / on_ray['driver_cpu_s']:,.0f}/s), "
+        f"Ray workers {on_ray['worker_cpu_s']:.1f} ({args.n / max(on_ray['worker_cpu_s'], 1e-9):,.0f}/s)"
+    )
     print(f"  overhead ratio (ray wall / local wall): {on_ray['wall'] / local['wall']:.2f}")
     same = local["kept"] == on_ray["kept"] and local["rejected"] == on_ray["rejected"]
     print(f"  same decisions: {same}  (kept {on_ray['kept']:,}, rejected {on_ray['rejected']})")
