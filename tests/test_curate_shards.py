@@ -30,6 +30,7 @@ from sftlab.data.sources import read_sources
 from sftlab.errors import DataError
 from sftlab.pipeline.data import curated_records
 from sftlab.recipe.sections.data import DataSection, SourceSection
+from sftlab.ui.data import load_items
 
 N_SHARDS = 6
 
@@ -168,11 +169,16 @@ def test_sharded_output_has_an_index_that_training_reads(tmp_path):
     train, validation = curated_records(tmp_path / "sharded")  # what `sftlab run` and `train` read
     assert [r.to_dict() for r in train] == [r.to_dict() for r in curated_records(tmp_path / "plain")[0]]
     assert validation == []
+    # the workbench lists the kept records of every shard
+    (tmp_path / "run").mkdir()
+    (tmp_path / "sharded").rename(tmp_path / "run" / "curation")
+    items = load_items(tmp_path / "run")
+    assert sum(i.status == "kept" for i in items) == plain.kept
     # a shard changed after publishing is refused, naming it
-    last = tmp_path / "sharded" / "kept" / index["shards"][-1]["name"]
+    last = tmp_path / "run" / "curation" / "kept" / index["shards"][-1]["name"]
     last.write_text(last.read_text().splitlines(keepends=True)[0])
     with pytest.raises(DataError, match=rf"{last.name}: does not match index.json"):
-        list(iter_kept(tmp_path / "sharded"))
+        list(iter_kept(tmp_path / "run" / "curation"))
 
 
 def _cli(recipe: Path, out: Path, crash_after: int | None = None) -> int:

@@ -83,12 +83,13 @@ class Item:
 def load_items(run: Path) -> list[Item]:
     """Rejected then kept records of the run's curation (re-read only when the files change)."""
     folder = run / "curation"
-    files = [folder / "rejects.jsonl", folder / "kept.jsonl"]
+    # kept records: kept.jsonl, or the shards of curation.output.shard_records (sftlab.curate.shards)
+    files = [folder / "rejects.jsonl", folder / "kept.jsonl", *sorted((folder / "kept").glob("part-*.jsonl"))]
     key = tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else None for f in files)
     cached = _CACHE.get(folder)
     if cached and cached[0] == key:
         return cached[1]
-    items = list(_read(files[0], rejected=True)) + list(_read(files[1], rejected=False))
+    items = list(_read(files[0], rejected=True)) + [i for f in files[1:] for i in _read(f, rejected=False)]
     _CACHE[folder] = (key, items)
     return items
 
