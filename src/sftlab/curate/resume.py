@@ -168,7 +168,8 @@ class ShardCheckpoints:
             ctx.offset += stats["span"]
             ctx.kept += stats["read"]["kept"]
             ctx.format = stats["format"]
-            ctx.seen_ids.update(stats["ids"])
+            if stats.get("reused"):
+                ctx.note_ids(stats["ids"])  # a fresh shard's ids were noted as it was read
             stream.shard_stats.append(shard_stats.read_stats(stats["read"]))
             stream.reject_files.append(self.work / unit.key / "read_rejects.jsonl")
         stream.checkpoints = {"checkpoints": "on", "reused": reused}
@@ -227,7 +228,6 @@ class ShardCheckpoints:
                 rejects_path=tmp / "read_rejects.jsonl" if unit.stream.rejects_path else None,
                 local_dir=self.work / ".fetched",
             )
-        ids_before = set(ctx.seen_ids) if ctx is not None else set()
         snapshots = [copy.deepcopy(s.details) for s in self.leading]
         unit_result, profile = CurationResult(out_dir=tmp), Profile()
         with (
@@ -247,7 +247,7 @@ class ShardCheckpoints:
                 kept_fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
             _sync(kept_fh, rej_fh)
         local = stream.path
-        new_ids = sorted(ctx.seen_ids - ids_before) if ctx is not None else []
+        new_ids = ctx.take_ids() if ctx is not None else []
         stats = {
             "read": stream.stats.to_dict(),
             "steps": [
@@ -307,6 +307,8 @@ def _steps_key(steps: list[Step]) -> str | None:
 def _stable(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json")
+    if isinstance(obj, set | frozenset):  # iteration order differs between processes
+        return sorted(obj, key=repr)
     text = repr(obj)
     if " at 0x" in text:  # an object without a readable form: no stable fingerprint
         raise TypeError(text)

@@ -29,6 +29,7 @@ installed; each shard is copied to a local file before it is read.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import tempfile
@@ -160,20 +161,43 @@ def span_of(path: str, stream: RecordStream) -> int:
 
 
 @dataclass
+class SeenIds(set):
+    """The explicit ids read so far; remembers which ones the current shard added (``added``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[str] = []
+
+    def add(self, item: str) -> None:
+        super().add(item)
+        self.added.append(item)
+
+
+@dataclass
 class ShardContext:
     """What reading the earlier shards of a source leaves for the next: index offset, ids, count, format."""
 
     offset: int = 0
-    seen_ids: set[str] = field(default_factory=set)
+    seen_ids: SeenIds = field(default_factory=SeenIds)
     kept: int = 0
     format: str = "auto"
+    ids_digest: str = ""
+    """A hash chained over each shard's new ids, so the fingerprint never re-sorts all ids seen so far."""
+
+    def take_ids(self) -> list[str]:
+        """The ids the last shard added, chained into ``ids_digest``; starts the next shard's list."""
+        added, self.seen_ids.added = self.seen_ids.added, []
+        self.note_ids(added)
+        return added
+
+    def note_ids(self, ids: list[str]) -> None:
+        """Count ``ids`` (a shard's new explicit ids) as seen."""
+        self.seen_ids.update(ids)
+        self.ids_digest = hashlib.sha256((self.ids_digest + "\n" + "\n".join(ids)).encode()).hexdigest()[:16]
 
     def key(self) -> dict[str, Any]:
         """The context as part of a shard's checkpoint fingerprint."""
-        import hashlib
-
-        ids = hashlib.sha256("\n".join(sorted(self.seen_ids)).encode()).hexdigest()[:16]
-        return {"offset": self.offset, "kept": self.kept, "format": self.format, "ids": ids}
+        return {"offset": self.offset, "kept": self.kept, "format": self.format, "ids": self.ids_digest}
 
 
 class ShardedStream:
@@ -237,6 +261,7 @@ class ShardedStream:
         ctx.offset += span_of(local, stream)
         ctx.kept += stream.stats.kept
         ctx.format = stream.format
+        ctx.seen_ids.added.clear()  # only checkpoints need each shard's own ids
 
     def __iter__(self) -> Iterator[Record]:
         ctx = ShardContext()
