@@ -246,6 +246,9 @@ def test_crash_after_k_shards_resumes_to_the_same_outputs(tmp_path):
     assert report["steps"][0]["details"]["shards"] == [
         {"source": "train", "path": str(folder), "shards": N_SHARDS, "checkpoints": "on", "reused": 2}
     ]
+    assert f"train: {N_SHARDS} shards, checkpoints on, 2 reused from an interrupted run" in (
+        out / "report.html"
+    ).read_text(encoding="utf-8")
 
 
 def test_changed_shard_or_step_settings_are_processed_again(tmp_path):

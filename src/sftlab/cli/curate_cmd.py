@@ -21,6 +21,7 @@ def curate(
     from sftlab.curate.executors import build_executor
     from sftlab.curate.pipeline import curate as run_curation
     from sftlab.curate.report import curation_summary, selection_line
+    from sftlab.curate.shard_stats import shards_line
     from sftlab.curate.steps.registry import build_steps
     from sftlab.data.sources import read_sources
     from sftlab.errors import DataError
@@ -65,10 +66,7 @@ def curate(
             soft_wrap=True,
         )
     for d in read.details.get("shards", []) if read else []:  # sharded sources (sftlab.curate.resume)
-        reused = f", {d['reused']} reused from an interrupted run" if d.get("reused") else ""
-        console.print(
-            f"  {d['source']}: {d['shards']} shards, checkpoints {d['checkpoints']}{reused}", markup=False
-        )
+        console.print(f"  {shards_line(d)}", markup=False, highlight=False)
     for name, sel in summary.get("selection", {}).items():
         console.print(selection_line(name, sel), markup=False, highlight=False, soft_wrap=True)
     console.print(

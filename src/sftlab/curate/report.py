@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sftlab.curate.result import CurationResult
+from sftlab.curate.shard_stats import shards_line
 from sftlab.errors import DataError
 from sftlab.report import HtmlReport
 from sftlab.utils.atomic import write_json
@@ -162,6 +163,8 @@ def render_html(data: dict[str, Any], before: array, after: array, title: str) -
                 for src in read["details"]["sources"]
             ]
         )
+        for shards in read["details"].get("shards", []):  # sharded sources (sftlab.curate.resume)
+            page.text(shards_line(shards))
 
     page.section("Steps").table(
         [

@@ -84,3 +84,13 @@ def read_stats(d: dict[str, Any]) -> ReadStats:
         path=d["path"],
         format=d["format"],
     )
+
+
+def shards_line(d: dict[str, Any]) -> str:
+    """One line per sharded source for the console and the report, from the read step's ``details.shards``.
+
+    >>> shards_line({"source": "train", "shards": 6, "checkpoints": "on", "reused": 2})
+    'train: 6 shards, checkpoints on, 2 reused from an interrupted run'
+    """
+    reused = f", {d['reused']} reused from an interrupted run" if d.get("reused") else ""
+    return f"{d['source']}: {d['shards']} shards, checkpoints {d['checkpoints']}{reused}"
