@@ -89,7 +89,9 @@ def list_shards(path: str) -> list[str]:
             found = [p for p in glob.glob(local, recursive=True) if Path(p).is_file()]
     found = sorted(found)
     if not found:
-        raise DataError(f"{path}: no shards found (a folder or glob of .jsonl / .parquet files)")
+        raise DataError(
+            f"{path}: no shards found (a folder of .jsonl / .parquet files, or a glob such as data/**/*.parquet)"
+        )
     for name in found:
         kind = next((k for suffix, k in containers.SUFFIXES if name.lower().endswith(suffix)), None)
         if kind not in SHARD_KINDS:
