@@ -93,6 +93,13 @@ def test_folder_and_glob_of_jsonl_read_as_the_joined_file(tmp_path):
             assert Path(file).read_text().splitlines()[int(line) - 1] == row["raw"]
 
 
+def test_a_glob_source_is_named_as_its_records_are():
+    # training weights and general sources are keyed by the source name
+    assert SourceSection(path="data/chat-*.parquet").name == "chat"
+    assert SourceSection(path="s3://bucket/sft/*.jsonl").name == "sft"
+    assert SourceSection(path="data/chat-*.parquet", name="mine").name == "mine"
+
+
 def test_folder_of_parquet_reads_as_one_parquet_file(tmp_path):
     rng = random.Random(1)
     rows = [

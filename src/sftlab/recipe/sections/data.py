@@ -72,6 +72,11 @@ class SourceSection(Section):
             data = {**data, "dataset": dataset[0]}
         if isinstance(data.get("dataset"), str) and data.get("name") is None:
             data = {**data, "name": data["dataset"]}
+        path = data.get("path")
+        if data.get("name") is None and isinstance(path, str) and ("://" in path or set("*?[") & set(path)):
+            from sftlab.data.shards import shard_stem
+
+            data = {**data, "name": shard_stem(path)}  # a glob or URL of shards: named as its records are
         return data
 
     @field_validator("mapping")
