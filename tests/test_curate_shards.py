@@ -93,6 +93,23 @@ def test_folder_and_glob_of_jsonl_read_as_the_joined_file(tmp_path):
             assert Path(file).read_text().splitlines()[int(line) - 1] == row["raw"]
 
 
+def test_convert_and_inspect_take_a_folder_of_shards(tmp_path, capsys):
+    from sftlab.cli.main import main
+
+    folder = _write_shards(tmp_path / "train", _rows(80))
+    joined = _joined(folder, tmp_path / "train.jsonl")
+    for src, dst in ((folder, tmp_path / "a.jsonl"), (joined, tmp_path / "b.jsonl")):
+        assert main(["data", "convert", str(src), str(dst), "--to", "sharegpt", "--on-error", "skip"]) == 0
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    rejects = [json.loads(line) for line in (tmp_path / "a.jsonl.rejects.jsonl").read_text().splitlines()]
+    assert len(rejects) == len((tmp_path / "b.jsonl.rejects.jsonl").read_text().splitlines()) > 3
+    assert all(Path(r["location"].rsplit(":", 1)[0]).parent == folder for r in rejects)
+    assert not list(tmp_path.glob("a.jsonl.rejects-*"))  # the per-shard parts were joined into one file
+    capsys.readouterr()
+    assert main(["data", "inspect", str(folder)]) == 0
+    assert "format alpaca" in capsys.readouterr().out
+
+
 def test_a_glob_source_is_named_as_its_records_are():
     # training weights and general sources are keyed by the source name
     assert SourceSection(path="data/chat-*.parquet").name == "chat"

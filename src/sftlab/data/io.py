@@ -267,8 +267,22 @@ def read_records(
     task: str | None = None,
     limit: int | None = None,
     split: str | None = None,
-) -> RecordStream:
-    """Records of one file (or HF dataset), validated; see :class:`RecordStream`."""
+) -> RecordStream | ShardedStream:
+    """Records of one file (or HF dataset, or folder/glob of shards), validated; see :class:`RecordStream`."""
+    from sftlab.data import shards  # imports this module
+
+    if shards.is_sharded(str(path)):
+        return shards.ShardedStream(
+            str(path),
+            format=format,
+            mapping=mapping,
+            on_error=on_error,
+            rejects_path=rejects_path,
+            source_name=source_name,
+            task=task,
+            limit=limit,
+            split=split,
+        )
     return RecordStream(
         path,
         format=format,

@@ -32,6 +32,7 @@ import glob
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from sftlab.data.io import ReadStats, RecordStream
 from sftlab.data.mapping import flatten
 from sftlab.data.record import Record
 from sftlab.errors import DataError
+from sftlab.utils.atomic import atomic_path
 
 SHARD_KINDS = ("jsonl", "parquet")
 """Containers a shard may be: each row stands alone, so shards join without re-framing."""
@@ -221,7 +223,8 @@ class ShardedStream:
         self.path = path
         self.shards = list_shards(path)
         self.stem = shard_stem(path)
-        self.source_name = source_name or self.stem
+        self.source_name = source_name
+        """``meta.source`` of the records (:func:`sharded_source` names a recipe source after its stem)."""
         self.limit = limit
         self.rejects_path = Path(rejects_path) if rejects_path else None
         self.stream_args = stream_args
@@ -268,21 +271,42 @@ class ShardedStream:
     def __iter__(self) -> Iterator[Record]:
         ctx = ShardContext()
         self.shard_stats, self.reject_files = [], []
-        for i in range(len(self.shards)):
-            rejects = (
-                self.rejects_path.with_name(f"{self.rejects_path.stem}-{i:05d}.jsonl")
-                if self.rejects_path
-                else None
-            )
-            stream = self.shard_stream(i, ctx, rejects_path=rejects)
-            local = stream.path
-            yield from stream
-            self.shard_stats.append(stream.stats)
-            if rejects is not None:
-                self.reject_files.append(rejects)
-            self.advance(ctx, stream, local)
-            if local != self.shards[i].removeprefix("file://"):
-                Path(local).unlink(missing_ok=True)  # a fetched copy of a URL shard
+        parts: list[Path] = []
+        stream = None
+        try:
+            for i in range(len(self.shards)):
+                part = self._part(i)
+                parts += [part] if part is not None else []
+                stream = self.shard_stream(i, ctx, rejects_path=part)
+                local = stream.path
+                yield from stream
+                self.shard_stats.append(stream.stats)
+                self.advance(ctx, stream, local)
+                stream = None
+                if local != self.shards[i].removeprefix("file://"):
+                    Path(local).unlink(missing_ok=True)  # a fetched copy of a URL shard
+        finally:
+            if stream is not None:  # the consumer stopped inside a shard
+                self.shard_stats.append(stream.stats)
+            self._join_rejects(parts)
+
+    def _part(self, index: int) -> Path | None:
+        """Where shard ``index`` stages its rejected rows (beside the source's rejects file)."""
+        if self.rejects_path is None:
+            return None
+        return self.rejects_path.with_name(f"{self.rejects_path.stem}-{index:05d}.jsonl")
+
+    def _join_rejects(self, parts: list[Path]) -> None:
+        """One rejects file for the source, as a single file gives: the shards' rows in order."""
+        if self.rejects_path is None:
+            return
+        with atomic_path(self.rejects_path) as tmp, open(tmp, "wb") as out:
+            for part in parts:
+                if part.is_file():
+                    with open(part, "rb") as fh:
+                        shutil.copyfileobj(fh, out)
+                    part.unlink()
+        self.reject_files = [self.rejects_path]
 
     @property
     def stats(self) -> ReadStats:
@@ -305,7 +329,7 @@ def sharded_source(
     """A recipe source whose ``path`` is a folder or glob of shards (see :func:`sftlab.data.io.read_source`)."""
     return ShardedStream(
         source.path,
-        source_name=source.name,
+        source_name=source.name or shard_stem(source.path),
         limit=source.limit,
         rejects_path=rejects_path,
         format=source.format,
