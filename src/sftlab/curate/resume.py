@@ -134,7 +134,10 @@ class ShardCheckpoints:
         """
         self.work.mkdir(parents=True, exist_ok=True)
         for stale in self.work.glob(".*.tmp"):  # what a killed run was writing
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
         for i, stream in enumerate(self.sources.streams):
             if isinstance(stream, ShardedStream):
                 self._sharded_source(i, stream, result, rejects_fh, before, counter)
@@ -206,7 +209,8 @@ class ShardCheckpoints:
         """
         self.primed = True
         first = self.sources.streams[0]
-        assert isinstance(first, ShardedStream)
+        if not isinstance(first, ShardedStream):
+            return
         stream = first.shard_stream(0, ShardContext(), local_dir=self.work / ".fetched")
         for _ in LocalExecutor().run(
             self.leading, stream, CurationResult(out_dir=self.work), lambda *_: None
