@@ -160,3 +160,43 @@ def test_cli_curate_on_ray(tmp_path, capsys):
         line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("in "))
         assert "exact_duplicate" in line and "near_duplicate" in line
     _assert_same(outs["local"], outs["ray"])
+
+
+def test_model_scoring_on_an_actor_pool(tmp_path, tiny_model_dir):
+    """``score`` with a real tiny model: the scores come from two actors (one model load each), the
+    thresholds and the keep rule that reads the scores decide as on the local executor."""
+
+    def records():
+        sample = planted_dataset(seed=7, per_kind=2)[::9]
+        copies = [conv(r.instruction.upper(), r.response, f"copy{i}", "t") for i, r in enumerate(sample[:4])]
+        return sample + copies
+
+    steps = [
+        {"type": "normalize"},
+        {"type": "score", "model": str(tiny_model_dir), "min_score": 0.75, "max_length": 128},
+        {"type": "exact_dedup", "keep": "best_score", "score": "heuristic"},
+        {"type": "length", "min": 1},
+    ]
+    outs = {}
+    for name, executor in (
+        ("local", LocalExecutor()),
+        ("ray", RayExecutor(block_records=16, score_actors=2)),
+    ):
+        outs[name] = tmp_path / name
+        curate(records(), build_steps(steps), outs[name], executor=executor)
+    strip = lambda rows: [r[:4] for r in rows]  # noqa: E731
+    assert strip(_rejects(outs["ray"])) == strip(_rejects(outs["local"]))
+    kept = {}
+    for name, out in outs.items():
+        kept[name] = [json.loads(x) for x in (out / "kept.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["meta"]["id"] for r in kept["ray"]] == [r["meta"]["id"] for r in kept["local"]]
+    for a, b in zip(kept["local"], kept["ray"], strict=True):
+        # Model losses depend on how records are batched together, to float noise (1e-4 in test_curate_scoring).
+        assert b["meta"]["extra"]["scores"] == pytest.approx(a["meta"]["extra"]["scores"], rel=1e-4)
+    a = json.loads((outs["local"] / "report.json").read_text(encoding="utf-8"))
+    b = json.loads((outs["ray"] / "report.json").read_text(encoding="utf-8"))
+    counts = ("step", "in", "out", "rejected_by_reason", "flagged")
+    assert [{k: s[k] for k in counts} for s in b["steps"]] == [{k: s[k] for k in counts} for s in a["steps"]]
+    score = next(s for s in b["steps"] if s["step"] == "score")
+    assert score["details"]["ran_on"] == "ray actors" and score["details"]["model"] == str(tiny_model_dir)
+    assert score["rejected"] > 0 and b["rejected_by_reason"]["exact_duplicate"] > 0 and b["accounting_ok"]

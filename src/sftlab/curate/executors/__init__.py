@@ -41,6 +41,8 @@ def build_executor(curation: Any) -> Executor:
             block_records=cfg.block_records,
             partitions=cfg.partitions,
             shuffle=cfg.shuffle,
+            score_actors=cfg.score_actors,
+            score_gpus=cfg.score_gpus,
         )
     from sftlab.curate.executors.local import LocalExecutor
 

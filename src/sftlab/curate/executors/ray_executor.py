@@ -71,12 +71,16 @@ class RayExecutor:
         block_records: int = 10_000,
         partitions: int | None = None,
         shuffle: str = "sort",
+        score_actors: int = 1,
+        score_gpus: float = 0,
     ):
         self.address = address
         self.num_cpus = num_cpus
         self.block_records = block_records
         self.partitions = partitions
         self.shuffle = shuffle
+        self.score_actors = score_actors
+        self.score_gpus = score_gpus
         self.ray = import_ray()
 
     def run(
@@ -118,13 +122,18 @@ class RayExecutor:
 
 
 def plan(steps: list[Step]) -> list[tuple[str, list[Step]]]:
-    """Consecutive steps grouped by where they run: ``workers``, ``shuffle`` (one step), ``driver``."""
+    """Consecutive steps grouped by where they run: ``workers``, ``shuffle`` or ``actors`` (one step each),
+    ``driver``."""
+    from sftlab.curate.executors.ray_actors import on_actors
     from sftlab.curate.steps.dedup import ExactDedup, MinHashDedup
 
     phases: list[tuple[str, list[Step]]] = []
     for step in steps:
         if isinstance(step, ExactDedup | MinHashDedup):
             phases.append(("shuffle", [step]))
+            continue
+        if on_actors(step):
+            phases.append(("actors", [step]))
             continue
         where = "workers"
         if not isinstance(step, RecordStep) or type(step).__name__ in DRIVER_ONLY:
@@ -152,13 +161,16 @@ class _Run:
         self.pending: _Replay | None = None
 
     def execute(self, records: Iterable[Record]) -> Iterator[Record]:
+        from sftlab.curate.executors.ray_actors import score_on_actors
         from sftlab.curate.executors.ray_shuffle import shuffle_step
 
         self.ingest(records)
         phases = plan(self.steps)
         for n, (where, steps) in enumerate(phases):
             for step in steps:
-                label = {"workers": "ray workers", "shuffle": "ray shuffle", "driver": "driver"}[where]
+                label = {"workers": "ray workers", "shuffle": "ray shuffle", "actors": "ray actors"}.get(
+                    where, "driver"
+                )
                 self.stats[id(step)].details["ran_on"] = label
             if where == "workers":
                 self.segment(steps)
@@ -167,6 +179,8 @@ class _Run:
                 self.pending = shuffle_step(self, steps[0])
             else:
                 self.flush()
+                if where == "actors":
+                    score_on_actors(self, steps[0])
                 out = self.on_driver(steps)
                 if n == len(phases) - 1:
                     yield from out

@@ -30,3 +30,7 @@ class RaySection(Section):
     shuffle: Literal["sort", "hash"] = "sort"
     """Ray Data shuffle strategy: ``sort`` (tasks only, cheap to start) or ``hash`` (aggregator actors, for large
     clusters)."""
+    score_actors: int = Field(default=1, ge=1)
+    """Actors of the ``score`` step's pool: each loads the scoring model once and scores block after block."""
+    score_gpus: float = Field(default=0, ge=0)
+    """GPUs per scoring actor (0: CPU; 1: one GPU each; 0.5: two actors share a GPU)."""
