@@ -240,8 +240,16 @@ def test_crash_after_k_shards_resumes_to_the_same_outputs(tmp_path):
         "mmlu": False,
         "benchmarks": [],
     }
+    # and one whose apply sets its details before the first record (review: decisions, unmatched)
+    decisions = [
+        {"id": "train-2", "decision": "drop"},
+        {"id": "train-400", "decision": "keep"},
+        {"id": "gone", "decision": "drop"},
+    ]
+    (tmp_path / "review.jsonl").write_text("".join(json.dumps(d) + "\n" for d in decisions))
+    review = {"type": "review", "path": str(tmp_path / "review.jsonl")}
     recipe = tmp_path / "r.yaml"
-    steps = json.dumps([*STEPS[:2], decon, *STEPS[2:], {"type": "minhash_dedup"}])
+    steps = json.dumps([review, *STEPS[:2], decon, *STEPS[2:], {"type": "minhash_dedup"}])
     recipe.write_text(
         f"name: s\noutput_dir: {tmp_path}\ndata: {{sources: [{{path: {folder}}}], on_error: skip}}\ncuration: {{steps: {steps}}}\n"
     )
@@ -270,6 +278,8 @@ def test_crash_after_k_shards_resumes_to_the_same_outputs(tmp_path):
     assert report["steps"][0]["details"]["shards"] == [
         {"source": "train", "path": str(folder), "shards": N_SHARDS, "checkpoints": "on", "reused": 2}
     ]
+    review_details = next(s["details"] for s in report["steps"] if s["step"] == "review")
+    assert review_details["unmatched"] == 1 and review_details["applied"] == {"keep": 1, "drop": 1, "edit": 0}
     assert f"train: {N_SHARDS} shards, checkpoints on, 2 reused from an interrupted run" in (
         out / "report.html"
     ).read_text(encoding="utf-8")

@@ -32,7 +32,6 @@ after it has completed k shards.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -97,20 +96,21 @@ def reject_line(step_name: str, decision: Decision) -> str:
 
 
 @dataclass
-class _Unit:
-    """One input shard (or a whole non-sharded source) of the per-record phase."""
+class _Open:
+    """The files of the shard being processed: its kept records and the rejects of the record steps."""
 
-    source: int
-    index: int
-    stream: RecordStream | ShardedStream
-
-    @property
-    def key(self) -> str:
-        return f"{self.source}-{self.index:05d}"
+    kept: IO[str]
+    rejects: IO[str]
 
 
 class ShardCheckpoints:
-    """Runs reading + the leading record steps per input shard, reusing shards completed by an earlier run."""
+    """Runs reading + the leading record steps per input shard, reusing shards completed by an earlier run.
+
+    The record steps run as ONE chain over the new shards' records, as in a run
+    without checkpoints (a step's ``apply`` runs once, its details accumulate);
+    the chain asks for a record only when the previous one is decided, so the
+    source closes a shard's files right before the next shard's first record.
+    """
 
     def __init__(self, sources: SourceSet, steps: list[Step], out_dir: Path):
         n = next((i for i, s in enumerate(steps) if not isinstance(s, RecordStep)), len(steps))
@@ -118,10 +118,12 @@ class ShardCheckpoints:
         self.work = work_dir(Path(out_dir))
         self.steps_key = _steps_key(self.leading)
         self.totals = [StepStats(step=s.name) for s in self.leading]
-        self.kept_files: list[Path] = []
+        self.done: list[tuple[Path, dict[str, Any]]] = []  # every shard in order, with its stats
+        self.current: _Open | None = None
+        self.live: list[StepStats] = []
+        self.baseline: list[dict[str, Any]] | None = None
         self.completed = 0
         self.reused_state = False  # a reused shard carries state the record steps keep (their details)
-        self.primed = False
         self.crash_after = int(os.environ.get(CRASH_ENV) or 0)
 
     def run(
@@ -129,7 +131,7 @@ class ShardCheckpoints:
     ) -> tuple[Iterator[Record], list[Step]]:
         """Process or reuse every shard; returns the records that reach the first global step, and the steps left.
 
-        The leading steps' rejects go to ``rejects_fh`` now (counted in ``result``),
+        The leading steps' rejects go to ``rejects_fh`` (counted in ``result``),
         their stats to ``result.steps``; ``before`` and ``counter`` get what reading yielded.
         """
         self.work.mkdir(parents=True, exist_ok=True)
@@ -138,19 +140,40 @@ class ShardCheckpoints:
                 shutil.rmtree(stale)
             else:
                 stale.unlink()
-        for i, stream in enumerate(self.sources.streams):
-            if isinstance(stream, ShardedStream):
-                self._sharded_source(i, stream, result, rejects_fh, before, counter)
-            else:
-                stats = self._unit(_Unit(i, 0, stream), None, None, result, rejects_fh, before, counter)
-                stream.stats, stream.rejects_path = (
-                    shard_stats.read_stats(stats["read"]),
-                    self.work / f"{i}-00000" / "read_rejects.jsonl",
-                )
+        live = CurationResult(out_dir=self.work)  # LocalExecutor appends one StepStats per step
+        chain = LocalExecutor().run(self.leading, self._new_records(), live, self._reject)
+        self.live = live.steps
+        self.baseline = self._snapshot()  # the steps as built: the first new shard counts from here
+        for record in chain:
+            if self.current is not None:
+                self.current.kept.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        for total in self.totals:
+            total.details["ran_on"] = "local"
+        for folder, stats in self.done:
+            self._replay(folder, stats, result, rejects_fh, before, counter)
         result.steps.extend(self.totals)
         return self._kept(), self.rest
 
-    def _sharded_source(self, i, stream: ShardedStream, result, rejects_fh, before, counter) -> None:
+    def _reject(self, step_name: str, decision: Decision) -> None:
+        if self.current is not None:
+            self.current.rejects.write(reject_line(step_name, decision))
+
+    def _new_records(self) -> Iterator[Record]:
+        """The records of every shard not reusable from a checkpoint, shard by shard, in order."""
+        for i, stream in enumerate(self.sources.streams):
+            if isinstance(stream, ShardedStream):
+                yield from self._sharded_source(i, stream)
+                continue
+
+            def whole(rejects: Path, stream: RecordStream = stream) -> RecordStream:
+                stream.rejects_path = rejects if stream.rejects_path else None
+                return stream
+
+            yield from self._shard(f"{i}-00000", whole, None, None)
+            stream.stats = shard_stats.read_stats(self.done[-1][1]["read"])
+            stream.rejects_path = self.done[-1][0] / "read_rejects.jsonl"
+
+    def _sharded_source(self, i: int, stream: ShardedStream) -> Iterator[Record]:
         ctx, reused = ShardContext(), 0
         stream.shard_stats, stream.reject_files = [], []
         source_key = {
@@ -162,117 +185,93 @@ class ShardCheckpoints:
             "args": stream.stream_args,
         }
         for j in range(len(stream.shards)):
-            unit = _Unit(i, j, stream)
+            key = f"{i}-{j:05d}"
             fp = None
             if self.steps_key is not None:
                 fp = fingerprint(shard_info(stream.shards[j]), self.steps_key, source_key, ctx.key())
-            stats = self._unit(unit, fp, ctx, result, rejects_fh, before, counter)
-            reused += stats.get("reused", False)
+            stats = _load(self.work / key, self.work / f"{key}.done", fp)
+            if stats is not None:
+                reused += 1
+                self.reused_state |= any(set(s["details"]) - {"ran_on"} for s in stats["steps"])
+                self.done.append((self.work / key, stats))
+                ctx.note_ids(stats["ids"])
+            else:
+                if self.reused_state and self.completed == 0:
+                    yield from self._priming()
+
+                def shard(rejects: Path, j: int = j) -> RecordStream:
+                    return stream.shard_stream(j, ctx, rejects_path=rejects, local_dir=self.work / ".fetched")
+
+                yield from self._shard(key, shard, ctx, fp)
+                stats = self.done[-1][1]
             ctx.offset += stats["span"]
             ctx.kept += stats["read"]["kept"]
             ctx.format = stats["format"]
-            if stats.get("reused"):
-                ctx.note_ids(stats["ids"])  # a fresh shard's ids were noted as it was read
             stream.shard_stats.append(shard_stats.read_stats(stats["read"]))
-            stream.reject_files.append(self.work / unit.key / "read_rejects.jsonl")
+            stream.reject_files.append(self.work / key / "read_rejects.jsonl")
         stream.checkpoints = {"checkpoints": "on", "reused": reused}
 
-    def _unit(self, unit, fp, ctx, result, rejects_fh, before, counter) -> dict[str, Any]:
-        """Reuse the unit when its marker matches ``fp``, else process it; then replay its stats and rejects."""
-        folder, marker = self.work / unit.key, self.work / f"{unit.key}.done"
-        stats = _load(folder, marker, fp)
-        if stats is None:
-            if self.reused_state and not self.primed and self.completed == 0:
-                self._prime()
-            marker.unlink(missing_ok=True)
-            shutil.rmtree(folder, ignore_errors=True)
-            stats = self._process(unit, folder, ctx)
-            if fp is not None:
-                _write_marker(marker, fp)
-            self.completed += 1
-            if self.crash_after and self.completed >= self.crash_after:
-                os.kill(os.getpid(), signal.SIGKILL)  # tests only: a crash right after k shards
-        else:
-            stats["reused"] = True
-            self.reused_state |= any(set(s["details"]) - {"ran_on"} for s in stats["steps"])
-        self._replay(folder, stats, result, rejects_fh, before, counter)
-        return stats
+    def _priming(self) -> Iterator[Record]:
+        """Shard 0 again, its results dropped, before the first new shard of a resumed run.
 
-    def _prime(self) -> None:
-        """Run the first shard through the record steps again, its results dropped, before the first new shard.
-
-        A step's details hold values it sets once per process (an index's size) beside
-        counts; each shard stores the change it made to them. In the run that made the
-        first shard, that change holds the once-per-process values; priming a resumed
-        process on the same shard makes the later shards' changes pure counts again,
-        as in an unbroken run. The first unit is a shard: whole sources are never reused.
+        A step's details hold values it sets once per process (an index's size,
+        a review file's size) beside counts, and each shard stores the change it
+        made to them; the run that made shard 0 counted the once-per-process
+        values there. Passing shard 0 through this process's steps first puts
+        them where an unbroken run would be, so later shards store pure counts.
         """
-        self.primed = True
         first = self.sources.streams[0]
-        if not isinstance(first, ShardedStream):
-            return
-        stream = first.shard_stream(0, ShardContext(), local_dir=self.work / ".fetched")
-        for _ in LocalExecutor().run(
-            self.leading, stream, CurationResult(out_dir=self.work), lambda *_: None
-        ):
-            pass
+        if isinstance(first, ShardedStream):  # it is: whole sources are never reused
+            yield from first.shard_stream(0, ShardContext(), local_dir=self.work / ".fetched")
+        self.baseline = None
 
-    def _process(self, unit: _Unit, folder: Path, ctx: ShardContext | None) -> dict[str, Any]:
-        """Read one shard through the leading steps into a temporary folder, fsync, rename into place."""
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+    def _shard(
+        self, key: str, open_stream: Any, ctx: ShardContext | None, fp: str | None
+    ) -> Iterator[Record]:
+        """One shard's records through the chain, its results into a temporary folder, fsynced, renamed, marked."""
+        folder, marker = self.work / key, self.work / f"{key}.done"
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp = folder.with_name(f".{key}.tmp")
         tmp.mkdir(parents=True)
-        if ctx is None:  # a whole non-sharded source
-            stream = unit.stream
-            stream.rejects_path = tmp / "read_rejects.jsonl" if stream.rejects_path else None
-        else:
-            stream = unit.stream.shard_stream(
-                unit.index,
-                ctx,
-                rejects_path=tmp / "read_rejects.jsonl" if unit.stream.rejects_path else None,
-                local_dir=self.work / ".fetched",
-            )
-        snapshots = [copy.deepcopy(s.details) for s in self.leading]
-        unit_result, profile = CurationResult(out_dir=tmp), Profile()
+        stream = open_stream(tmp / "read_rejects.jsonl")
+        profile, snapshot = Profile(), self.baseline or self._snapshot()
+        self.baseline = None
         with (
             open(tmp / "kept.jsonl", "w", encoding="utf-8") as kept_fh,
             open(tmp / "rejects.jsonl", "w", encoding="utf-8") as rej_fh,
         ):
-
-            def reject(step_name: str, decision: Decision) -> None:
-                rej_fh.write(reject_line(step_name, decision))
-
-            def observe(records):
-                for r in records:
-                    profile.add(r, full=False)
-                    yield r
-
-            for record in LocalExecutor().run(self.leading, observe(stream), unit_result, reject):
-                kept_fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+            self.current = _Open(kept_fh, rej_fh)
+            for record in stream:
+                profile.add(record, full=False)
+                yield record
+            # asked for the next record: every record of this shard is decided and written
+            self.current = None
             _sync(kept_fh, rej_fh)
-        local = stream.path
-        new_ids = ctx.take_ids() if ctx is not None else []
         stats = {
             "read": stream.stats.to_dict(),
             "steps": [
-                shard_stats.unit_step(s, snap) for s, snap in zip(unit_result.steps, snapshots, strict=True)
+                shard_stats.unit_step(now, then) for now, then in zip(self._snapshot(), snapshot, strict=True)
             ],
-            "span": span_of(local, stream) if ctx is not None else 0,
+            "span": span_of(stream.path, stream) if ctx is not None else 0,
             "format": stream.format,
-            "ids": new_ids,
+            "ids": ctx.take_ids() if ctx is not None else [],
         }
-        (tmp / "lengths.u32").write_bytes(profile.lengths.tobytes())
-        for name in ("lengths.u32", "read_rejects.jsonl"):
-            if (tmp / name).is_file():
-                _sync_path(tmp / name)
-        with open(tmp / "stats.json", "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(stats, ensure_ascii=False, default=str))
-            _sync(fh)
-        if local.startswith(str(self.work / ".fetched")):
-            Path(local).unlink(missing_ok=True)
-        os.replace(tmp, folder)
-        _sync_path(self.work)
-        return stats
+        _finish(tmp, folder, stats, profile)
+        if stream.path.startswith(str(self.work / ".fetched")):
+            Path(stream.path).unlink(missing_ok=True)
+        if fp is not None:
+            _write_marker(marker, fp)
+        self.done.append((folder, stats))
+        self.completed += 1
+        if self.crash_after and self.completed >= self.crash_after:
+            os.kill(os.getpid(), signal.SIGKILL)  # tests only: a crash right after k shards
+
+    def _snapshot(self) -> list[dict[str, Any]]:
+        """Each leading step's counts so far and its own details, to tell one shard's share from the next."""
+        return [
+            shard_stats.snapshot(stats, step) for stats, step in zip(self.live, self.leading, strict=True)
+        ]
 
     def _replay(self, folder, stats, result, rejects_fh, before, counter) -> None:
         """What a processed or reused shard adds to the run: rejects, step totals, lengths, records read."""
@@ -286,13 +285,25 @@ class ShardCheckpoints:
         lengths.frombytes((folder / "lengths.u32").read_bytes())
         before.lengths.extend(lengths)
         counter[0] += stats["read"]["kept"]
-        self.kept_files.append(folder / "kept.jsonl")
 
     def _kept(self) -> Iterator[Record]:
-        for path in self.kept_files:
-            with open(path, "rb") as fh:
+        for folder, _ in self.done:
+            with open(folder / "kept.jsonl", "rb") as fh:
                 for line in fh:
                     yield record_from_dict(orjson.loads(line))
+
+
+def _finish(tmp: Path, folder: Path, stats: dict[str, Any], profile: Profile) -> None:
+    """Write a shard's stats and lengths, fsync its files, and rename its folder into place."""
+    (tmp / "lengths.u32").write_bytes(profile.lengths.tobytes())
+    with open(tmp / "stats.json", "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(stats, ensure_ascii=False, default=str))
+        _sync(fh)
+    for name in ("lengths.u32", "read_rejects.jsonl"):
+        if (tmp / name).is_file():
+            _sync_path(tmp / name)
+    os.replace(tmp, folder)
+    _sync_path(folder.parent)
 
 
 def _steps_key(steps: list[Step]) -> str | None:

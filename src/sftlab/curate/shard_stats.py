@@ -15,17 +15,40 @@ import copy
 from collections import Counter
 from typing import Any
 
-from sftlab.curate.steps.base import StepStats
+from sftlab.curate.steps.base import Step, StepStats
 from sftlab.data.io import ReadStats
 
 
-def unit_step(stats: StepStats, snapshot: dict[str, Any]) -> dict[str, Any]:
-    """One step's numbers on one shard; its details as the change this shard made to the step's own."""
-    d = stats.to_dict()
-    d["rejected_by_reason"] = dict(stats.rejected)
-    d["seconds"] = stats.seconds
-    d["details"] = delta(snapshot, stats.details)
-    return d
+def snapshot(stats: StepStats, step: Step) -> dict[str, Any]:
+    """A step's counts so far (its live :class:`StepStats`) and its own details, at a shard boundary."""
+    return {
+        "in": stats.records_in,
+        "out": stats.kept,
+        "flagged": stats.flagged,
+        "edited": stats.edited,
+        "added": stats.added,
+        "seconds": stats.seconds,
+        "rejected_by_reason": dict(stats.rejected),
+        "examples": {reason: list(rows) for reason, rows in stats.examples.items()},
+        "details": copy.deepcopy(step.details),
+    }
+
+
+def unit_step(now: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """One shard's share of a step: the difference of two snapshots (details: counts as changes)."""
+    out = {k: now[k] - then[k] for k in ("in", "out", "flagged", "edited", "added", "seconds")}
+    out["rejected_by_reason"] = {
+        r: n - then["rejected_by_reason"].get(r, 0)
+        for r, n in now["rejected_by_reason"].items()
+        if n > then["rejected_by_reason"].get(r, 0)
+    }
+    out["examples"] = {
+        r: rows[len(then["examples"].get(r, [])) :]
+        for r, rows in now["examples"].items()
+        if len(rows) > len(then["examples"].get(r, []))
+    }
+    out["details"] = delta(then["details"], now["details"])
+    return out
 
 
 def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
