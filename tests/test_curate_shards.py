@@ -141,15 +141,16 @@ def test_fsspec_urls_are_listed_and_read_as_shards(tmp_path):
     fs = fsspec.filesystem("memory")
     for path in sorted(folder.iterdir()):
         fs.pipe(f"/sftlab-test/train/{path.name}", path.read_bytes())
+    fs.pipe("/sftlab-test/train/_SUCCESS", b"")  # a marker a writer left: not a shard
     try:
         remote = [
-            r.to_dict()
-            for r in read_source(SourceSection(path="memory://sftlab-test/train/*.jsonl"), on_error="skip")
+            [r.to_dict() for r in read_source(SourceSection(path=url), on_error="skip")]
+            for url in ("memory://sftlab-test/train/*.jsonl", "memory://sftlab-test/train")
         ]
     finally:
         fs.rm("/sftlab-test", recursive=True)
     local = [r.to_dict() for r in read_source(SourceSection(path=str(folder)), on_error="skip")]
-    assert remote == local and len(local) > 50
+    assert remote == [local, local] and len(local) > 50
 
 
 def test_limit_counts_over_all_shards_and_bad_shard_folders_are_one_line(tmp_path):

@@ -117,9 +117,13 @@ def _fs(url: str):
 
 def _remote_list(url: str) -> list[str]:
     fs, root = _fs(url)
-    scheme = url.split("://", 1)[0]
-    names = fs.glob(root) if _WILDCARD.search(root) else [p for p in fs.ls(root, detail=False)]
-    return [n if "://" in n else f"{scheme}://{n.lstrip('/') if scheme != 'memory' else n}" for n in names]
+    if _WILDCARD.search(root):
+        names = fs.glob(root)
+    else:  # a folder: its files, less hidden ones and markers such as _SUCCESS
+        entries = fs.ls(root, detail=True)
+        names = [e["name"] for e in entries if e.get("type") == "file"]
+        names = [n for n in names if not n.rsplit("/", 1)[-1].startswith((".", "_"))]
+    return [fs.unstrip_protocol(n) for n in names]
 
 
 def shard_info(path: str) -> dict[str, Any]:
