@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from sftlab.cli.main import main
 from sftlab.curate.executors import build_executor
 from sftlab.curate.executors.local import LocalExecutor
 from sftlab.curate.pipeline import curate
+from sftlab.curate.steps.base import Decision, RecordStep
 from sftlab.curate.steps.registry import build_steps
+from sftlab.errors import DataError
 from sftlab.recipe.sections.curation import CurationSection
 
 ray = pytest.importorskip("ray")
@@ -200,3 +203,34 @@ def test_model_scoring_on_an_actor_pool(tmp_path, tiny_model_dir):
     score = next(s for s in b["steps"] if s["step"] == "score")
     assert score["details"]["ran_on"] == "ray actors" and score["details"]["model"] == str(tiny_model_dir)
     assert score["rejected"] > 0 and b["rejected_by_reason"]["exact_duplicate"] > 0 and b["accounting_ok"]
+
+
+class _Broken(RecordStep):
+    """A step that finds a record it cannot handle, as a real one would raise for bad input."""
+
+    name = "broken"
+
+    def process(self, record):
+        if record.meta.id == "dup3":
+            raise DataError("data.jsonl line 7: broken record")
+        return Decision(record)
+
+
+def test_user_errors_on_workers_and_actors_are_one_line(tmp_path, capsys):
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this file
+    with pytest.raises(DataError) as err:
+        curate(planted_dataset(per_kind=4), [_Broken()], tmp_path / "o", executor=RayExecutor())
+    assert str(err.value) == "data.jsonl line 7: broken record"
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        json.dumps({"instruction": "Say hi.", "output": "Hi there, friend."}) + "\n", encoding="utf-8"
+    )
+    recipe = tmp_path / "recipe.yaml"
+    steps = [{"type": "score", "model": str(tmp_path / "no-such-model")}]
+    body = {"name": "t", "data": {"sources": [{"path": str(data)}]}, "curation": {"steps": steps}}
+    recipe.write_text(yaml.safe_dump(body), encoding="utf-8")
+    assert main(["data", "curate", str(recipe), "curation.executor=ray", "--out", str(tmp_path / "o")]) == 1
+    printed = capsys.readouterr().err
+    assert (
+        "no-such-model" in printed and "Traceback" not in printed and len(printed.strip().splitlines()) == 1
+    )

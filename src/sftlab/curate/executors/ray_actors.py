@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from sftlab.data.record import record_from_dict
+from sftlab.errors import SftlabError
 
 if TYPE_CHECKING:
     from sftlab.curate.executors.ray_executor import _Run
@@ -37,15 +38,21 @@ class _Scorer:
 
         self.step = step
         self.loaded: dict[str, Any] = {}
+        self.error: SftlabError | None = None
         if {"perplexity", "ifd"} & set(step.signals) and step.lm is None:
             from sftlab.models import load_model, load_tokenizer
 
             ref = _cfg(step.config, "model") or step.default_model
-            tokenizer = load_tokenizer(ref)
-            step.lm = (load_model(ref, dtype=_cfg(step.config, "dtype", "auto")), tokenizer)
+            try:
+                tokenizer = load_tokenizer(ref)
+                step.lm = (load_model(ref, dtype=_cfg(step.config, "dtype", "auto")), tokenizer)
+            except SftlabError as err:  # raised with the first block, where it reaches the user as one line
+                self.error = err
             self.loaded["model"] = ref
 
     def __call__(self, table: pa.Table) -> pa.Table:
+        if self.error is not None:
+            raise self.error
         records = [record_from_dict(orjson.loads(raw)) for raw in table.column("rec").to_pylist()]
         scores = self.step.compute(records)
         details = pickle.dumps({**self.loaded, **self.step.details})

@@ -35,7 +35,7 @@ from sftlab.curate.executors import RejectSink
 from sftlab.curate.result import CurationResult
 from sftlab.curate.steps.base import Decision, RecordStep, Step, StepStats
 from sftlab.data.record import Record, record_from_dict
-from sftlab.errors import MissingDependencyError
+from sftlab.errors import MissingDependencyError, SftlabError
 
 KEPT, REJECTED, STATS = 0, 1, 2
 OUT_SCHEMA = pa.schema(
@@ -89,6 +89,8 @@ class RayExecutor:
         started = self._connect()
         try:
             yield from _Run(self, steps, result, reject).execute(records)
+        except self.ray.exceptions.RayError as err:
+            raise _user_error(err) or err from None
         finally:
             if started:
                 self.ray.shutdown()
@@ -97,18 +99,26 @@ class RayExecutor:
         """Join the running Ray instance or start one; True when we started it (and so stop it)."""
         ray = self.ray
         for name in ("ray", "ray.data", "ray.data._internal"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            # A failing step reaches the user as its own error; Ray Data would log its traceback first.
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         started = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.address is None:
                 kwargs["num_cpus"] = self.num_cpus or os.cpu_count() or 1
-            ray.init(address=self.address, logging_level=logging.ERROR, **kwargs)
+            try:
+                ray.init(address=self.address, logging_level=logging.ERROR, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise SftlabError(
+                    f"curation.ray.address: cannot join Ray at {self.address!r}: {first}"
+                ) from None
             started = True
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
+        ctx.raise_original_map_exception = True  # a step's DataError reaches the user as itself
         # Task-based by default: the hash strategy starts aggregator actors, seconds per shuffle on a small
         # input; on a large cluster "hash" spreads the reduce over more nodes.
         strategy = ray.data.context.ShuffleStrategy
@@ -331,6 +341,19 @@ def _run_units(table: pa.Table, units: list[Step]) -> pa.Table:
         stats.details = {}
     add(int(idx[0]) if len(idx) else -1, STATS, None, None, None, pickle.dumps(all_stats))
     return pa.table(out, schema=OUT_SCHEMA)
+
+
+def _user_error(err: BaseException) -> SftlabError | None:
+    """The user-fixable error (bad record, missing model) a worker or actor raised, as its own one line."""
+    seen = 0
+    cause: BaseException | None = err
+    while cause is not None and seen < 8:
+        if isinstance(cause, SftlabError) and not isinstance(cause, type(err)):
+            first = str(cause).split("\nFailed to apply UDF")[0]
+            cause.args = (first,)
+            return cause
+        cause, seen = getattr(cause, "cause", None) or cause.__cause__, seen + 1
+    return None
 
 
 def _route(step: Step, records: Iterable[Record], stats: StepStats, reject: RejectSink) -> Iterator[Record]:
