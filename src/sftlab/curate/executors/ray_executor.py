@@ -259,7 +259,8 @@ class _Run:
         self._merge(units, per_batch)
         if removed:
             self.alive = np.setdiff1d(self.alive, np.concatenate(removed), assume_unique=True)
-        self.ds = out.filter(expr=col("kind") == KEPT).select_columns(["idx", "rec"]).materialize()
+        # Lazy: the next stage reads the kept rows straight from the segment output (one copy in the object store).
+        self.ds = out.filter(expr=col("kind") == KEPT).select_columns(["idx", "rec"])
         self.pending = None
 
     def _merge(self, units: list[Step], per_batch: list[tuple[int, list[StepStats]]]) -> None:
