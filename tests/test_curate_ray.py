@@ -18,7 +18,7 @@ from sftlab.curate.executors.local import LocalExecutor
 from sftlab.curate.pipeline import curate
 from sftlab.curate.steps.base import Decision, RecordStep
 from sftlab.curate.steps.registry import build_steps
-from sftlab.errors import DataError
+from sftlab.errors import DataError, MissingDependencyError
 from sftlab.recipe.sections.curation import CurationSection
 
 ray = pytest.importorskip("ray")
@@ -234,3 +234,10 @@ def test_user_errors_on_workers_and_actors_are_one_line(tmp_path, capsys):
     assert (
         "no-such-model" in printed and "Traceback" not in printed and len(printed.strip().splitlines()) == 1
     )
+
+
+def test_without_ray_the_executor_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as on an install without the 'ray' extra
+    with pytest.raises(MissingDependencyError) as err:
+        build_executor(CurationSection(executor="ray"))
+    assert "pip install 'sftlab[ray]'" in str(err.value) and "\n" not in str(err.value)
