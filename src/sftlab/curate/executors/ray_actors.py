@@ -9,7 +9,7 @@ calls and counts are one client's).
 
 from __future__ import annotations
 
-import pickle
+import json
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -55,11 +55,13 @@ class _Scorer:
             raise self.error
         records = [record_from_dict(orjson.loads(raw)) for raw in table.column("rec").to_pylist()]
         scores = self.step.compute(records)
-        details = pickle.dumps({**self.loaded, **self.step.details})
+        details = json.dumps(
+            {**self.loaded, **self.step.details}
+        ).encode()  # plain data: nothing is unpickled
         return pa.table(
             {
                 "idx": table.column("idx"),
-                "scores": pa.array([pickle.dumps(s) for s in scores], pa.binary()),
+                "scores": pa.array([json.dumps(s).encode() for s in scores], pa.binary()),
                 "details": pa.array([details] * len(scores), pa.binary()),
             }
         )
@@ -77,9 +79,9 @@ def score_on_actors(run: _Run, step: ScoreStep) -> None:
     )
     scores: list[dict] = []
     for table in run.iter_tables(scored):
-        scores.extend(pickle.loads(raw) for raw in table.column("scores").to_pylist())
+        scores.extend(json.loads(raw) for raw in table.column("scores").to_pylist())
         if len(table):
-            step.details.update(pickle.loads(table.column("details")[0].as_py()))
+            step.details.update(json.loads(table.column("details")[0].as_py()))
 
     def precomputed(records: list) -> list[dict]:
         if len(records) != len(scores):

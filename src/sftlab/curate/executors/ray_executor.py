@@ -21,9 +21,11 @@ Records cross as ``Record.to_dict()`` JSON.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
-import pickle
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -252,7 +254,7 @@ class _Run:
             steps_col, reasons, details = (table.column(c).to_pylist() for c in ("step", "reason", "detail"))
             for i, raw in enumerate(table.column("rec").to_pylist()):
                 if kinds[i] == STATS:
-                    per_batch.append((int(idx[i]), pickle.loads(raw)))
+                    per_batch.append((int(idx[i]), _load_stats(raw)))
                 else:
                     record = record_from_dict(orjson.loads(raw))
                     self.reject(steps_col[i], Decision(record, reasons[i], details[i]))
@@ -340,7 +342,7 @@ def _run_units(table: pa.Table, units: list[Step]) -> pa.Table:
         add(current[0], KEPT, None, None, None, _dump(record))
     for stats in all_stats:
         stats.details = {}
-    add(int(idx[0]) if len(idx) else -1, STATS, None, None, None, pickle.dumps(all_stats))
+    add(int(idx[0]) if len(idx) else -1, STATS, None, None, None, _dump_stats(all_stats))
     return pa.table(out, schema=OUT_SCHEMA)
 
 
@@ -371,3 +373,20 @@ def _dump(record: Record) -> bytes:
 
 def _block(idx: list[int], rows: list[bytes]) -> pa.Table:
     return pa.table({"idx": pa.array(idx, pa.int64()), "rec": pa.array(rows, pa.binary())})
+
+
+def _dump_stats(all_stats: list[StepStats]) -> bytes:
+    """A block's step counts as JSON (plain data across processes: nothing is ever unpickled).
+
+    Field by field, not ``dataclasses.asdict``: that rebuilds a Counter from its items and so counts pairs.
+    """
+    rows = [{f.name: getattr(s, f.name) for f in dataclasses.fields(s)} for s in all_stats]
+    return json.dumps(rows).encode()
+
+
+def _load_stats(raw: bytes) -> list[StepStats]:
+    out = []
+    for row in json.loads(raw):
+        row["rejected"] = Counter(row["rejected"])
+        out.append(StepStats(**row))
+    return out
