@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -16,6 +17,7 @@ from sftlab.cli.main import main
 from sftlab.curate.executors import build_executor
 from sftlab.curate.executors.local import LocalExecutor
 from sftlab.curate.pipeline import curate
+from sftlab.curate.steps import decontaminate
 from sftlab.curate.steps.base import Decision, RecordStep
 from sftlab.curate.steps.registry import build_steps
 from sftlab.errors import DataError, MissingDependencyError
@@ -81,7 +83,7 @@ def test_ray_decides_like_local_on_the_planted_set(tmp_path):
     by_reason = b["rejected_by_reason"]
     # The set has every kind the brief asks for: exact and near duplicates and conflicts.
     assert by_reason["exact_duplicate"] >= 15 and by_reason["near_duplicate"] >= 15
-    assert by_reason["conflict_minority"] >= 15
+    assert by_reason["conflict_minority"] >= 15 and by_reason["contaminated"] >= 15
     ran_on = {s["step"]: s["details"]["ran_on"] for s in b["steps"]}
     assert ran_on["normalize"] == ran_on["placeholder"] == "ray workers"
     assert ran_on["exact_dedup"] == ran_on["minhash_dedup"] == "ray shuffle"
@@ -91,6 +93,83 @@ def test_ray_decides_like_local_on_the_planted_set(tmp_path):
     for name in ("train", "validation", "test"):
         assert (on_ray / f"{name}.jsonl").read_bytes() == (local / f"{name}.jsonl").read_bytes()
     assert "ray shuffle" in (on_ray / "report.html").read_text(encoding="utf-8")
+
+
+EVAL_QUESTIONS = [
+    "Which gas do green plants take in from the air to make their food in sunlight?",
+    "A student pours forty millilitres of water into a graduated cylinder and then drops a small stone into it;"
+    " the level rises to fifty two millilitres, so what is the volume of the stone in cubic centimetres?",
+]
+
+
+def _conflicts_and_leaks() -> list:
+    """Conflicts with two, three and tied answer classes (labels too), prompts repeated with the same answer,
+    records without id in the groups, and leaks of an eval file: a question copied whole and a passage of
+    13 words of a longer one inside other text, besides the MMLU leaks of the planted set."""
+    records = planted_dataset(seed=11, per_kind=6)
+    q3, q_tie, q_same = "What is 6 times 7? Reply with the number only.", "Is the sky green?", "Name a prime."
+    records += [
+        conv(q3, a, rid, "math") for a, rid in (("42", "t1"), ("42.", None), ("43", "t3"), ("44", None))
+    ]
+    records += [conv(q_tie, "no", "tie1", "qa"), conv(q_tie, "yes", None, "qa")]
+    records += [conv(q_same, "Seven.", f"same{i}", "qa") for i in range(3)]
+    records += [
+        conv("Review: loud fan", "negative", "lab1", "cls", label="negative"),
+        conv("Review: loud fan", "negative", "lab2", "cls", label="positive"),
+        conv("Review: loud fan", "negative", None, "cls", label="negative"),
+    ]
+    passage = " ".join(EVAL_QUESTIONS[1].split()[4:17])
+    records += [
+        conv(EVAL_QUESTIONS[0], "Carbon dioxide.", "leak_exact", "qa"),
+        conv(f"Here is a puzzle. {passage} Think it over.", "Twelve.", None, "qa"),
+    ]
+    records.insert(5, records.pop())  # an unnamed leak early, among the first blocks
+    return records
+
+
+def test_decontamination_and_conflicts_on_the_workers(tmp_path, monkeypatch):
+    """Exact and n-gram leaks of an eval file and conflicts of every kind decide as locally; the index is
+    built once on the driver and put in the object store once, whatever the number of blocks."""
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text("".join(json.dumps({"question": q}) + "\n" for q in EVAL_QUESTIONS), encoding="utf-8")
+    steps = [
+        {"type": "normalize"},
+        {"type": "decontaminate", "eval_files": [str(evals)]},
+        {"type": "conflicts", "policy": "keep_all_and_flag"},
+        {"type": "conflicts"},
+        {"type": "conflicts", "policy": "drop_all"},
+        {"type": "length", "min": 1},
+    ]
+    local = tmp_path / "local"
+    curate(_conflicts_and_leaks(), build_steps(steps), local, executor=LocalExecutor())
+    builds, puts = [], []
+    read = decontaminate.eval_texts_from_file
+    monkeypatch.setattr(decontaminate, "eval_texts_from_file", lambda path: builds.append(path) or read(path))
+    put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value, **kw: puts.append(type(value)) or put(value, **kw))
+    on_ray = tmp_path / "ray"
+    curate(_conflicts_and_leaks(), build_steps(steps), on_ray, executor=RayExecutor(block_records=40))
+    a, b = _assert_same(local, on_ray)
+    assert len(builds) == 1 and puts.count(list) == 1 and puts.count(pa.Table) > 10
+    by_step = [s for s in b["steps"] if s["step"].split("#")[0] in ("decontaminate", "conflicts")]
+    decon, flag, majority, drop = by_step
+    assert decon["details"]["ran_on"] == "ray workers (index broadcast once)"
+    assert decon["details"]["matches"]["eval.jsonl"] == 2 and decon["details"]["matches"]["mmlu"] >= 6
+    assert decon["details"]["eval_sets"]["eval.jsonl"] == 2 and decon["details"]["ngrams"] > 100_000
+    assert {s["details"]["ran_on"] for s in (flag, majority, drop)} == {"ray shuffle"}
+    assert flag["flagged"] > 10 and flag["rejected"] == 0
+    assert majority["rejected_by_reason"]["conflict_minority"] >= 8
+    assert majority["rejected_by_reason"]["conflict_tie"] == 2  # the yes/no pair
+    groups = majority["details"]["groups"]
+    three = next(g for g in groups if g["prompt"].startswith("What is 6 times 7"))
+    assert len(three["classes"]) == 3 and three["kept"][0] == "t1" and three["kept"][1].startswith("#")
+    assert all(g["prompt"] != "Name a prime." for g in groups)  # one answer class: no conflict
+    assert drop["rejected"] == 0  # every conflict left was resolved by the step before
+    same = [
+        json.loads(x)["meta"].get("id")
+        for x in (on_ray / "kept.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert {"same0", "same1", "same2", "lab1"} <= set(same) and not {"leak_exact", "lab2"} & set(same)
 
 
 def _unnamed():
