@@ -26,7 +26,8 @@ class RaySection(Section):
     block_records: int = Field(default=10_000, ge=1)
     """Records per block: the unit a worker holds at a time, so memory per worker is bounded by a block."""
     partitions: int | None = Field(default=None, ge=1)
-    """Partitions of the dedup shuffles (null: twice the cluster's CPUs)."""
+    """Partitions of the dedup and conflicts shuffles (null: one per block of records, at least twice the
+    cluster's CPUs)."""
     shuffle: Literal["sort", "hash"] = "sort"
     """Ray Data shuffle strategy: ``sort`` (tasks only, cheap to start) or ``hash`` (aggregator actors, for large
     clusters)."""
