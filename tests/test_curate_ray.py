@@ -124,6 +124,9 @@ def _conflicts_and_leaks() -> list:
         conv(f"Here is a puzzle. {passage} Think it over.", "Twelve.", None, "qa"),
     ]
     records.insert(5, records.pop())  # an unnamed leak early, among the first blocks
+    near = "Please tell me what the capital city of the country of France is called"
+    records.insert(50, conv(near, "Paris", "near_a", "qa"))  # the same prompt for match: minhash only
+    records.append(conv(near + "?!", "Lyon", None, "qa"))
     return records
 
 
@@ -137,7 +140,7 @@ def test_decontamination_and_conflicts_on_the_workers(tmp_path, monkeypatch):
         {"type": "decontaminate", "eval_files": [str(evals)]},
         {"type": "conflicts", "policy": "keep_all_and_flag"},
         {"type": "conflicts"},
-        {"type": "conflicts", "policy": "drop_all"},
+        {"type": "conflicts", "match": "minhash", "policy": "drop_all"},
         {"type": "length", "min": 1},
     ]
     local = tmp_path / "local"
@@ -164,7 +167,8 @@ def test_decontamination_and_conflicts_on_the_workers(tmp_path, monkeypatch):
     three = next(g for g in groups if g["prompt"].startswith("What is 6 times 7"))
     assert len(three["classes"]) == 3 and three["kept"][0] == "t1" and three["kept"][1].startswith("#")
     assert all(g["prompt"] != "Name a prime." for g in groups)  # one answer class: no conflict
-    assert drop["rejected"] == 0  # every conflict left was resolved by the step before
+    # Minhash prompt match: the near-identical prompts, which the exact steps before did not group.
+    assert ("near_a", drop["step"], "conflict") in {r[:3] for r in _rejects(on_ray)}
     same = [
         json.loads(x)["meta"].get("id")
         for x in (on_ray / "kept.jsonl").read_text(encoding="utf-8").splitlines()

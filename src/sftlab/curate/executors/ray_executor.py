@@ -8,13 +8,13 @@ The plan follows the step list:
   kept rows, its rejected rows and its per-step stats, merged in input order;
 * ``decontaminate`` runs in the segment too, its index built on the driver
   and broadcast once (:mod:`sftlab.curate.executors.ray_groups`);
-* ``exact_dedup``, ``minhash_dedup`` and ``conflicts`` (exact prompt match)
-  group keys by a hash shuffle (:mod:`sftlab.curate.executors.ray_shuffle`,
+* ``exact_dedup``, ``minhash_dedup`` and ``conflicts`` group keys by a hash
+  shuffle (:mod:`sftlab.curate.executors.ray_shuffle`,
   :mod:`~sftlab.curate.executors.ray_groups`); the decisions are replayed on
   the workers at the start of the next segment;
-* every other global step (minhash-matched conflicts, rouge dedup, selection,
-  split, review, score, augment) runs on the driver over the reduced data,
-  streamed in input order, with the step's own code.
+* every other global step (rouge dedup, selection, split, review, score,
+  augment) runs on the driver over the reduced data, streamed in input order,
+  with the step's own code.
 
 Every row carries its input index, so a record keeps its identity across
 stages, the kept records come back in input order and the position a global
@@ -149,7 +149,7 @@ def plan(steps: list[Step]) -> list[tuple[str, list[Step]]]:
         if isinstance(step, ExactDedup | MinHashDedup):
             phases.append(("shuffle", [step]))
             continue
-        if isinstance(step, ConflictStep) and step.cfg.match == "exact":
+        if isinstance(step, ConflictStep):
             phases.append(("groups", [step]))
             continue
         if on_actors(step):

@@ -6,11 +6,13 @@
   again by every task). A worker process fetches it on its first block and
   keeps it; the step's own ``process`` then runs in the record-step segment.
   The per-set match counts come back with each block's stats and are summed.
-* ``conflicts`` (``match: exact``): each record's prompt key (the step's own
-  ``prompt_key``) on the workers, a hash shuffle by key; a record alone under
-  its key is in no group, so the step's own ``decide`` over the records whose
-  key is shared, in input order, decides exactly as over the whole input. The
-  decisions are replayed on the workers like dedup's.
+* ``conflicts``: each record's prompt key (the step's own ``prompt_key``; for
+  ``match: minhash`` one key per LSH band of the step's own prompt signature)
+  on the workers, a hash shuffle by key; a record alone under its keys is in
+  no group (the LSH argument of :mod:`~sftlab.curate.executors.ray_shuffle`),
+  so the step's own ``decide`` over the records whose key is shared, in input
+  order, decides exactly as over the whole input. The decisions are replayed
+  on the workers like dedup's.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import numpy as np
 import pyarrow as pa
 
 from sftlab.curate.executors.ray_executor import _Replay, _Run
-from sftlab.curate.executors.ray_shuffle import _fetch, _keyed, _records, candidates
+from sftlab.curate.executors.ray_shuffle import _BAND_MIX, _fetch, _keyed, _records, candidates
 from sftlab.curate.steps.base import Decision, RecordStep, Step
-from sftlab.curate.steps.conflicts import ConflictStep
+from sftlab.curate.steps.conflicts import PROMPT_PERM, ConflictStep
 from sftlab.curate.steps.decontaminate import DecontaminateStep, NgramIndex
+from sftlab.curate.steps.minhash import band_keys, lsh_params
 from sftlab.data.record import Record
 
 _INDEXES: dict[str, list[NgramIndex]] = {}
@@ -91,7 +94,7 @@ def index_details(run: _Run, steps: list[Step]) -> None:
 def conflicts_step(run: _Run, step: ConflictStep) -> _Replay:
     """Decide ``step`` over the records whose prompt key is shared; its decisions, to replay on the workers."""
     start = time.perf_counter()
-    wanted = candidates(run, _prompt_keys, step)
+    wanted = candidates(run, _prompt_band_keys if step.cfg.match == "minhash" else _prompt_keys, step)
     records = _fetch(run, wanted)
     local = run.positions(wanted).tolist()  # where the local step sees them: names ``#12``
     decisions = step.decide(records, local)
@@ -113,3 +116,17 @@ def _prompt_keys(table: pa.Table, step: ConflictStep, partitions: int) -> pa.Tab
             keys.append(int.from_bytes(digest, "little"))
             idx.append(i)
     return _keyed(np.array(keys, dtype=np.uint64), np.array(idx, dtype=np.int64), partitions)
+
+
+def _prompt_band_keys(table: pa.Table, step: ConflictStep, partitions: int) -> pa.Table:
+    """``match: minhash``: one key per LSH band of each prompt's signature (the step's own signatures and
+    banding), as minhash dedup: records whose band keys nobody shares are in no cluster."""
+    sig = step.prompt_signatures(_records(table))
+    bands, rows = lsh_params(step.cfg.threshold, PROMPT_PERM)
+    idx = table.column("idx").to_numpy()
+    keys = [
+        band ^ np.uint64(((b + 1) * _BAND_MIX) % 2**64) for b, band in enumerate(band_keys(sig, bands, rows))
+    ]
+    if not keys:
+        return _keyed(np.zeros(0, np.uint64), np.zeros(0, np.int64), partitions)
+    return _keyed(np.concatenate(keys), np.tile(idx, len(keys)), partitions)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 from rapidfuzz import fuzz
 
 from sftlab.curate.steps.base import Decision, GlobalStep
@@ -28,6 +29,7 @@ from sftlab.recipe.sections.curation import ConflictsConfig
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 _FENCED = re.compile(r"^```(?:json)?\s*\n(.*?)\n?```$", re.DOTALL)
 SHORT_ANSWER_WORDS = 8
+PROMPT_PERM = 128
 
 
 def _answer(record: Record) -> str:
@@ -103,11 +105,15 @@ class ConflictStep(GlobalStep):
         prompt = record.prompt_text() if isinstance(record, Conversation) else ""
         return norm_key(prompt) if prompt else None
 
+    @staticmethod
+    def prompt_signatures(records: list[Record]) -> np.ndarray:
+        """MinHash signatures of the prompts (``match: minhash``), one row per record."""
+        prompts = [r.prompt_text() if isinstance(r, Conversation) else "" for r in records]
+        return MinHasher(num_perm=PROMPT_PERM, ngram=2).signatures(prompts)
+
     def prompt_groups(self, records: list[Record]) -> list[list[int]]:
         if self.cfg.match == "minhash":
-            prompts = [r.prompt_text() if isinstance(r, Conversation) else "" for r in records]
-            hasher = MinHasher(num_perm=128, ngram=2)
-            return near_duplicate_clusters(hasher.signatures(prompts), self.cfg.threshold)
+            return near_duplicate_clusters(self.prompt_signatures(records), self.cfg.threshold)
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(records):
             key = self.prompt_key(r)
