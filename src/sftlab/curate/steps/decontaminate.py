@@ -100,16 +100,23 @@ def eval_texts_from_file(path: str | Path) -> list[str]:
     return [t for t in out if t.strip()]
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _word_id(word: str) -> int:
-    """A word's 64-bit id, the same in every process: ``hash(str)`` is salted per process, and an index
-    built on one (the Ray driver) is looked up in others (the workers). Tuples of ints hash the same
-    everywhere."""
-    return int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest())
+_WORD_IDS: dict[str, int] = {}
+_MAX_WORDS = 1 << 18
 
 
 def _ids(toks: list[str]) -> tuple[int, ...]:
-    return tuple(_word_id(t) for t in toks)
+    """The words' 64-bit ids, the same in every process: ``hash(str)`` is salted per process, and an
+    index built in one (the Ray driver) is looked up in others (the workers); tuples of ints hash the same
+    everywhere. Ids are cached (a bounded dict: cheaper than ``lru_cache`` on this hot path)."""
+    ids = list(map(_WORD_IDS.get, toks))  # the common case, at C speed: every word seen before
+    if None in ids:
+        if len(_WORD_IDS) >= _MAX_WORDS:
+            _WORD_IDS.clear()
+        for k, tok in enumerate(toks):
+            if ids[k] is None:
+                digest = hashlib.blake2b(tok.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+                ids[k] = _WORD_IDS[tok] = int.from_bytes(digest)
+    return tuple(ids)
 
 
 class NgramIndex:
@@ -201,9 +208,10 @@ class NgramIndex:
         toks = words(text)
         ids = _ids(toks)
         for n, table in self.grams.items():
-            for i, gram in enumerate(zip(*(ids[k:] for k in range(n)), strict=False)):
+            for gram in zip(*(ids[k:] for k in range(n)), strict=False):
                 hit = table.get(hash(gram))
-                if hit is not None:
+                if hit is not None:  # rare: find where it starts for its words
+                    i = next(i for i in range(len(ids)) if ids[i : i + n] == gram)
                     return (*hit, " ".join(toks[i : i + n]))
         return None
 
