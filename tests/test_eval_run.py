@@ -77,6 +77,10 @@ def _recipe_dict(world, **evaluation):
         "retention": {"benchmark": "toy", "threshold": 0.15, "action": "warn"},
         "latency": {"token_counts": [2, 4, 8], "prompt_lengths": [8, 32], "repeats": 1},
         "sweep_samples": 8,
+        # Symptoms and safety have their own tests (test_eval_symptoms.py); here they would only add
+        # 40 general + 80 safety generations per model to every retention check.
+        "symptoms": {"enabled": False},
+        "safety": {"enabled": False},
     }
     ev.update(evaluation)
     return {
