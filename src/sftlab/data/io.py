@@ -271,29 +271,11 @@ def read_records(
     """Records of one file (or HF dataset, or folder/glob of shards), validated; see :class:`RecordStream`."""
     from sftlab.data import shards  # imports this module
 
+    options = dict(format=format, mapping=mapping, on_error=on_error, rejects_path=rejects_path,
+                   source_name=source_name, task=task, limit=limit, split=split)  # fmt: skip
     if shards.is_sharded(str(path)):
-        return shards.ShardedStream(
-            str(path),
-            format=format,
-            mapping=mapping,
-            on_error=on_error,
-            rejects_path=rejects_path,
-            source_name=source_name,
-            task=task,
-            limit=limit,
-            split=split,
-        )
-    return RecordStream(
-        path,
-        format=format,
-        mapping=mapping,
-        on_error=on_error,
-        rejects_path=rejects_path,
-        source_name=source_name,
-        task=task,
-        limit=limit,
-        split=split,
-    )
+        return shards.ShardedStream(str(path), **options)
+    return RecordStream(path, **options)
 
 
 def read_source(

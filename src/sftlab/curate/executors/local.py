@@ -23,11 +23,11 @@ class LocalExecutor:
             stats = StepStats(step=step.name)
             stats.details["ran_on"] = "local"
             result.steps.append(stats)
-            stream = _route(step, stream, stats, reject)
+            stream = route(step, stream, stats, reject)
         return iter(stream)
 
 
-def _route(step: Step, records: Iterable[Record], stats: StepStats, reject: RejectSink) -> Iterator[Record]:
+def route(step: Step, records: Iterable[Record], stats: StepStats, reject: RejectSink) -> Iterator[Record]:
     """Send removed records to ``reject``, pass kept ones on."""
     for decision in step.run(records, stats):
         if decision.reason is None:

@@ -37,6 +37,7 @@ import orjson
 import pyarrow as pa
 
 from sftlab.curate.executors import RejectSink
+from sftlab.curate.executors.local import route
 from sftlab.curate.result import CurationResult
 from sftlab.curate.steps.base import Decision, RecordStep, Step, StepStats
 from sftlab.data.record import Record, record_from_dict
@@ -308,7 +309,7 @@ class _Run:
         """Stream the records in input order through ``steps`` in this process."""
         stream: Iterable[Record] = self.iter_records()
         for step in steps:
-            stream = _route(step, stream, self.stats[id(step)], self.reject)
+            stream = route(step, stream, self.stats[id(step)], self.reject)
         return iter(stream)
 
 
@@ -355,7 +356,7 @@ def _run_units(table: pa.Table, units: list[Step]) -> pa.Table:
         def sink(name: str, decision: Decision) -> None:
             add(current[0], REJECTED, name, decision.reason, decision.detail, _dump(decision.record))
 
-        stream = _route(unit, stream, stats, sink)
+        stream = route(unit, stream, stats, sink)
     for record in stream:
         add(current[0], KEPT, None, None, None, _dump(record))
     for unit, stats in zip(units, all_stats, strict=True):
@@ -383,14 +384,6 @@ def _user_error(err: BaseException) -> SftlabError | None:
             return cause
         cause, seen = getattr(cause, "cause", None) or cause.__cause__, seen + 1
     return None
-
-
-def _route(step: Step, records: Iterable[Record], stats: StepStats, reject: RejectSink) -> Iterator[Record]:
-    for decision in step.run(records, stats):
-        if decision.reason is None:
-            yield decision.record
-        else:
-            reject(step.name, decision)
 
 
 def _dump(record: Record) -> bytes:

@@ -26,11 +26,10 @@ import numpy as np
 import pyarrow as pa
 
 from sftlab.curate.executors.ray_executor import _Replay, _Run
-from sftlab.curate.executors.ray_shuffle import _BAND_MIX, _fetch, _keyed, _records, candidates
+from sftlab.curate.executors.ray_shuffle import _fetch, _keyed, _records, band_keyed, candidates
 from sftlab.curate.steps.base import Decision, RecordStep, Step
 from sftlab.curate.steps.conflicts import PROMPT_PERM, ConflictStep
 from sftlab.curate.steps.decontaminate import DecontaminateStep, NgramIndex
-from sftlab.curate.steps.minhash import band_keys, lsh_params
 from sftlab.data.record import Record
 
 _INDEXES: dict[str, list[NgramIndex]] = {}
@@ -122,11 +121,4 @@ def _prompt_band_keys(table: pa.Table, step: ConflictStep, partitions: int) -> p
     """``match: minhash``: one key per LSH band of each prompt's signature (the step's own signatures and
     banding), as minhash dedup: records whose band keys nobody shares are in no cluster."""
     sig = step.prompt_signatures(_records(table))
-    bands, rows = lsh_params(step.cfg.threshold, PROMPT_PERM)
-    idx = table.column("idx").to_numpy()
-    keys = [
-        band ^ np.uint64(((b + 1) * _BAND_MIX) % 2**64) for b, band in enumerate(band_keys(sig, bands, rows))
-    ]
-    if not keys:
-        return _keyed(np.zeros(0, np.uint64), np.zeros(0, np.int64), partitions)
-    return _keyed(np.concatenate(keys), np.tile(idx, len(keys)), partitions)
+    return band_keyed(sig, table.column("idx").to_numpy(), step.cfg.threshold, PROMPT_PERM, partitions)

@@ -141,8 +141,15 @@ def _minhash_keys(table: pa.Table, step: MinHashDedup, partitions: int) -> pa.Ta
     """One key per LSH band of each record's signature, the band folded into the key."""
     texts = [field_text(r, step.cfg.field) for r in _records(table)]
     sig = step.hasher.signatures(texts)
-    bands, rows = lsh_params(step.cfg.threshold, step.cfg.num_perm)
-    idx = table.column("idx").to_numpy()
+    return band_keyed(sig, table.column("idx").to_numpy(), step.cfg.threshold, step.cfg.num_perm, partitions)
+
+
+def band_keyed(
+    sig: np.ndarray, idx: np.ndarray, threshold: float, num_perm: int, partitions: int
+) -> pa.Table:
+    """One row per (record, LSH band): the band's key with the band number folded in, so equal keys mean
+    the same band agrees."""
+    bands, rows = lsh_params(threshold, num_perm)
     keys = [
         band ^ np.uint64(((b + 1) * _BAND_MIX) % 2**64) for b, band in enumerate(band_keys(sig, bands, rows))
     ]
