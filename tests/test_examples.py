@@ -37,6 +37,10 @@ FAST = [
     "evaluation.latency.repeats=1",
     "evaluation.retention.benchmark=null",
     "evaluation.retention.general_loss.enabled=false",
+    # Symptoms on a few general prompts; safety has its own tests (test_eval_symptoms.py) and would add
+    # 80 generations per model to every example.
+    "evaluation.symptoms.general_prompts=4",
+    "evaluation.safety.enabled=false",
 ]
 
 
