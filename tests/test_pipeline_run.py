@@ -67,6 +67,8 @@ evaluation:
   multiple_choice: [{{name: toy, path: {toy}}}]
   retention: {{benchmark: toy}}
   latency: {{token_counts: [1, 2], prompt_lengths: [8], repeats: 1}}
+  symptoms: {{general_prompts: 4}}
+  safety: {{max_new_tokens: 8}}
 """
     )
     return path
