@@ -123,13 +123,7 @@ def _write_outputs(
 
         def reject(step_name: str, decision: Decision) -> None:
             result.rejected[decision.reason] += 1
-            row = {
-                "step": step_name,
-                "reason": decision.reason,
-                "detail": decision.detail,
-                "record": decision.record.to_dict(),
-            }
-            rejects_fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            rejects_fh.write(resume.reject_line(step_name, decision))  # one row format, checkpoints included
 
         stream = _observe(records, before, counter)
         checkpoints = resume.checkpoints_for(records, steps, result.out_dir, executor)
