@@ -42,6 +42,7 @@ from sftlab.curate.result import CurationResult
 from sftlab.curate.steps.base import Decision, RecordStep, Step, StepStats
 from sftlab.data.record import Record, record_from_dict
 from sftlab.errors import MissingDependencyError, SftlabError
+from sftlab.utils.progress import track
 
 KEPT, REJECTED, STATS = 0, 1, 2
 OUT_SCHEMA = pa.schema(
@@ -190,7 +191,7 @@ class _Run:
 
         self.ingest(records)
         phases = plan(self.steps)
-        for n, (where, steps) in enumerate(phases):
+        for n, (where, steps) in enumerate(track(phases, "curation on ray (phases)")):
             for step in steps:
                 self.stats[id(step)].details["ran_on"] = _where(where, step)
             if where == "workers":
